@@ -1,0 +1,1 @@
+"""Pure domain code of churnwatch: no Faust, no Kafka, no I/O."""

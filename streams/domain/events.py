@@ -1,0 +1,257 @@
+"""Input events as typed values, and the checks every event passes before it counts.
+
+Records arrive as dicts decoded from Avro (see ``streams.codec``); ``parse_event`` turns
+one into a frozen dataclass or raises :class:`InvalidEvent` with a stable reason code that
+ends up in the dead-letter record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+#: Reason codes of records that are decoded but not acceptable.
+INVALID_FIELD = "invalid_field"
+TOO_LATE = "too_late"
+IN_FUTURE = "in_future"
+
+MAX_ID_LENGTH = 200
+MAX_AMOUNT_MINOR = 10**12  # ten billion in major units: beyond any single order
+MAX_COUNT = 1_000_000
+MAX_DURATION_S = 7 * 86400
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class InvalidEvent(ValueError):
+    """A record that decoded but cannot be used; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, message: str, *, field_name: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field_name = field_name
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """Channels on which the customer agreed to be contacted."""
+
+    email: bool = False
+    sms: bool = False
+    phone: bool = False
+    push: bool = False
+
+    def channels(self) -> list[str]:
+        return [name for name in ("email", "sms", "phone", "push") if getattr(self, name)]
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    event_id: str
+    customer_id: str
+    occurred_at: datetime
+    order_id: str
+    amount_minor: int
+    currency: str
+    items: int = 1
+    channel: str = "other"
+    family: str = field(default="purchase", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    event_id: str
+    customer_id: str
+    occurred_at: datetime
+    kind: str
+    count: int = 1
+    duration_s: int | None = None
+    feature: str | None = None
+    family: str = field(default="engagement", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SupportEvent:
+    event_id: str
+    customer_id: str
+    occurred_at: datetime
+    kind: str
+    ticket_id: str | None = None
+    csat: int | None = None
+    nps: int | None = None
+    sentiment: float | None = None
+    category: str | None = None
+    family: str = field(default="support", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    event_id: str
+    customer_id: str
+    occurred_at: datetime
+    segment: str
+    signup_at: datetime
+    plan: str | None = None
+    mrr_minor: int | None = None
+    cost_to_serve_minor: int | None = None
+    currency: str | None = None
+    products: int = 1
+    referrals: int = 0
+    consent: Consent = Consent()
+    family: str = field(default="profile", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureRequest:
+    event_id: str
+    customer_id: str
+    occurred_at: datetime
+    family: str = field(default="erasure", init=False)
+
+
+Event = Purchase | Engagement | SupportEvent | ProfileChange | ErasureRequest
+
+
+def _bad(field_name: str, message: str) -> InvalidEvent:
+    return InvalidEvent(INVALID_FIELD, f"{field_name}: {message}", field_name=field_name)
+
+
+def _text(record: Mapping[str, Any], name: str, *, optional: bool = False) -> str | None:
+    value = record.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(name, "must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise _bad(name, f"longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _int(record: Mapping[str, Any], name: str, low: int, high: int, *, optional: bool = False,
+         default: int | None = None) -> int | None:
+    value = record.get(name, default)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(name, "must be an integer")
+    if not low <= value <= high:
+        raise _bad(name, f"{value} is outside {low}..{high}")
+    return value
+
+
+def _time(record: Mapping[str, Any], name: str) -> datetime:
+    value = record.get(name)
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise _bad(name, "must be a timezone-aware timestamp")
+    value = value.astimezone(UTC)
+    if value < EARLIEST:
+        raise _bad(name, f"{value.isoformat()} is before {EARLIEST.date().isoformat()}")
+    return value
+
+
+def _common(record: Mapping[str, Any]) -> tuple[str, str, datetime]:
+    event_id = _text(record, "event_id")
+    customer_id = _text(record, "customer_id")
+    assert event_id is not None and customer_id is not None
+    return event_id, customer_id, _time(record, "occurred_at")
+
+
+def parse_event(type_name: str, record: Mapping[str, Any]) -> Event:
+    """Build a typed event from a decoded record, checking every field's range."""
+    event_id, customer_id, occurred_at = _common(record)
+    if type_name == "Purchase":
+        currency = _text(record, "currency")
+        assert currency is not None
+        if len(currency) != 3 or not currency.isalpha():
+            raise _bad("currency", f"{currency!r} is not an ISO 4217 code")
+        return Purchase(
+            event_id, customer_id, occurred_at,
+            order_id=_text(record, "order_id") or "",
+            amount_minor=_int(record, "amount_minor", 0, MAX_AMOUNT_MINOR) or 0,
+            currency=currency.upper(),
+            items=_int(record, "items", 0, MAX_COUNT, default=1) or 0,
+            channel=str(record.get("channel") or "other"),
+        )
+    if type_name == "Engagement":
+        return Engagement(
+            event_id, customer_id, occurred_at,
+            kind=str(record.get("kind") or "other"),
+            count=_int(record, "count", 0, MAX_COUNT, default=1) or 0,
+            duration_s=_int(record, "duration_s", 0, MAX_DURATION_S, optional=True),
+            feature=_text(record, "feature", optional=True),
+        )
+    if type_name == "SupportEvent":
+        sentiment = record.get("sentiment")
+        if sentiment is not None and (
+            not isinstance(sentiment, int | float) or not math.isfinite(sentiment)
+            or not -1.0 <= sentiment <= 1.0
+        ):
+            raise _bad("sentiment", f"{sentiment} is outside -1..1")
+        kind = str(record.get("kind") or "feedback")
+        csat = _int(record, "csat", 1, 5, optional=True)
+        nps = _int(record, "nps", 0, 10, optional=True)
+        if kind == "csat_response" and csat is None:
+            raise _bad("csat", "a csat_response needs a csat value")
+        if kind == "nps_response" and nps is None:
+            raise _bad("nps", "an nps_response needs an nps value")
+        return SupportEvent(
+            event_id, customer_id, occurred_at, kind=kind,
+            ticket_id=_text(record, "ticket_id", optional=True),
+            csat=csat, nps=nps,
+            sentiment=float(sentiment) if sentiment is not None else None,
+            category=_text(record, "category", optional=True),
+        )
+    if type_name == "ProfileChange":
+        consent = record.get("consent") or {}
+        segment = _text(record, "segment")
+        assert segment is not None
+        return ProfileChange(
+            event_id, customer_id, occurred_at,
+            segment=segment.lower(),
+            signup_at=_time(record, "signup_at"),
+            plan=_text(record, "plan", optional=True),
+            mrr_minor=_int(record, "mrr_minor", 0, MAX_AMOUNT_MINOR, optional=True),
+            cost_to_serve_minor=_int(record, "cost_to_serve_minor", 0, MAX_AMOUNT_MINOR,
+                                     optional=True),
+            currency=_text(record, "currency", optional=True),
+            products=_int(record, "products", 0, 10_000, default=1) or 0,
+            referrals=_int(record, "referrals", 0, MAX_COUNT, default=0) or 0,
+            consent=Consent(**{k: bool(consent.get(k, False))
+                               for k in ("email", "sms", "phone", "push")}),
+        )
+    if type_name == "ErasureRequest":
+        return ErasureRequest(event_id, customer_id, occurred_at)
+    raise InvalidEvent("wrong_schema", f"{type_name} is not an input event type")
+
+
+def check_event_time(
+    occurred_at: datetime,
+    *,
+    now: datetime,
+    watermark: datetime | None,
+    allowed_lateness: timedelta,
+    max_future: timedelta,
+) -> None:
+    """Reject an event time that lies too far ahead of ``now`` or behind the watermark.
+
+    ``now`` is the wall clock; ``watermark`` is the event-time watermark of the stream
+    (latest event time seen minus the allowed lateness) when the clock runs on event time,
+    otherwise ``None`` and the wall clock minus the allowed lateness is the bound.
+    """
+    if occurred_at > now + max_future:
+        raise InvalidEvent(
+            IN_FUTURE,
+            f"occurred_at {occurred_at.isoformat()} is more than {max_future} ahead of "
+            f"{now.isoformat()}",
+            field_name="occurred_at",
+        )
+    bound = watermark if watermark is not None else now - allowed_lateness
+    if occurred_at < bound:
+        raise InvalidEvent(
+            TOO_LATE,
+            f"occurred_at {occurred_at.isoformat()} is behind the watermark "
+            f"{bound.isoformat()} (allowed lateness {allowed_lateness})",
+            field_name="occurred_at",
+        )

@@ -1,0 +1,183 @@
+"""The scorer's step: signals in, HealthScoreChanged / CustomerAtRisk / CustomerRecovered out.
+
+``CustomerHealth`` is the scorer's per-customer state. ``update_signals`` merges a
+SignalUpdate; ``evaluate`` scores the customer as of a time and returns the output
+records (type name and Avro-ready dict) to publish. Pure: no I/O, no clock reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.domain.alerts import AlertState
+from streams.domain.buckets import DAY_MS, from_ms
+from streams.domain.features import ProfileState
+from streams.domain.scoring import Contribution, Score, ScoringConfig, compute_score
+
+AT_RISK_RULE = "health_at_risk"
+MAX_REASONS = 5
+Output = tuple[str, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class CustomerHealth:
+    signals: dict[str, float] = field(default_factory=dict)
+    signals_ms: dict[str, int] = field(default_factory=dict)  # event time per family
+    as_of_ms: int | None = None
+    published_score: float | None = None
+    published_band: str | None = None
+    alert: AlertState = field(default_factory=AlertState)
+
+    def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> bool:
+        """Replace one family's signals if this update is not older than the last one."""
+        if at_ms < self.signals_ms.get(family, at_ms):
+            return False
+        prefix = family + "."
+        for name in [n for n in self.signals if n.startswith(prefix)]:
+            del self.signals[name]
+        self.signals.update(values)
+        self.signals_ms[family] = at_ms
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "t": self.signals_ms,
+                "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
+                "x": self.alert.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
+        return cls(dict(data["s"]), {k: int(v) for k, v in data["t"].items()}, data["a"],
+                   data["p"], data["b"], AlertState.from_json(data["x"]))
+
+
+def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
+    if profile is None or profile.signup_ms is None:
+        return None
+    return (now_ms - profile.signup_ms) / DAY_MS
+
+
+def _reason_text(config: ScoringConfig, c: Contribution) -> str:
+    measure = config.measures[c.measure]
+    detail = (f"{c.value:.1f}x the usual gap" if measure.kind == "elapsed"
+              else f"{measure.signal} = {c.value:g}")
+    return f"{measure.text} ({detail})"
+
+
+def fit_status(config: ScoringConfig, profile: ProfileState | None) -> tuple[str, float | None]:
+    """Customer-fit status (maintain / grow / depart / unknown) and profitability."""
+    profitability = profile.profitability() if profile is not None else None
+    if profile is None or profitability is None:
+        return "unknown", profitability
+    if profitability < config.fit.depart_below:
+        return "depart", profitability
+    if profitability < config.fit.profitability_threshold:
+        return "maintain", profitability
+    if profile.products < config.fit.grow_below_products:
+        return "grow", profitability
+    return "maintain", profitability
+
+
+def _contributions(score: Score) -> list[dict[str, Any]]:
+    return [{"signal": c.measure, "value": round(c.value, 4), "points": round(c.points, 2),
+             "weight": round(c.weight, 4), "contribution": round(c.contribution, 3)}
+            for c in score.contributions]
+
+
+def at_risk_record(
+    config: ScoringConfig, customer_id: str, score: Score, health: CustomerHealth,
+    profile: ProfileState | None, at_ms: int, previous_band: str | None,
+) -> dict[str, Any]:
+    ranked = sorted(score.contributions, key=lambda c: c.shortfall, reverse=True)
+    reasons = [c for c in ranked if c.shortfall >= 0.5][:MAX_REASONS] or ranked[:1]
+    churn_reason = config.measures[reasons[0].measure].churn_reason
+    if score.profile == "onboarding" and churn_reason == "low_usage":
+        churn_reason = "failed_onboarding"
+    segment = profile.segment if profile is not None else "unknown"
+    fit, profitability = fit_status(config, profile)
+    channels = profile.consent.channels() if profile is not None else []
+    episode = health.alert.episode
+    return {
+        "event_id": f"{customer_id}:{AT_RISK_RULE}:{episode}",
+        "customer_id": customer_id,
+        "occurred_at": from_ms(at_ms),
+        "episode_id": f"{customer_id}:{episode}",
+        "rule": AT_RISK_RULE,
+        "score": score.score,
+        "band": score.band,
+        "previous_band": previous_band,
+        "reasons": [{"code": config.measures[c.measure].reason,
+                     "text": _reason_text(config, c),
+                     "contribution": round(-c.shortfall, 3)} for c in reasons],
+        "churn_reason": churn_reason,
+        "route_to_team": config.churn_reasons[churn_reason].team,
+        "fit_status": fit,
+        "profitability": round(profitability, 4) if profitability is not None else None,
+        "unprofitable": profitability is not None
+        and profitability < config.fit.profitability_threshold,
+        "contactable": bool(channels),
+        "channels": channels,
+        "suggested_play": config.play(segment, churn_reason),
+        "segment": segment,
+        "config_version": config.version,
+    }
+
+
+def evaluate(
+    health: CustomerHealth,
+    config: ScoringConfig,
+    *,
+    customer_id: str,
+    at_ms: int,
+    profile: ProfileState | None,
+    trigger: str,
+    trigger_id: str,
+    score_step: float,
+) -> list[Output]:
+    """Score the customer as of ``at_ms`` (never before its last evaluation)."""
+    if health.as_of_ms is not None:
+        at_ms = max(at_ms, health.as_of_ms)
+    health.as_of_ms = at_ms
+    segment = profile.segment if profile is not None else "default"
+    score = compute_score(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
+                          tenure_d=_tenure_days(profile, at_ms))
+    if score is None:
+        return []
+    outputs: list[Output] = []
+    previous_score, previous_band = health.published_score, health.published_band
+    moved = previous_score is None or abs(score.score - previous_score) > score_step
+    if moved or score.band != previous_band:
+        outputs.append(("HealthScoreChanged", {
+            "event_id": f"{customer_id}:health:{trigger_id}",
+            "customer_id": customer_id,
+            "occurred_at": from_ms(at_ms),
+            "score": score.score,
+            "band": score.band,
+            "previous_score": previous_score,
+            "previous_band": previous_band,
+            "contributions": _contributions(score),
+            "segment": segment,
+            "profile": score.profile,
+            "config_version": score.config_version,
+            "trigger": trigger,
+        }))
+        health.published_score, health.published_band = score.score, score.band
+    since_ms = health.alert.since_ms
+    transition = health.alert.step(score.score, score.band, at_ms, config.alerts)
+    if transition == "enter":
+        outputs.append(("CustomerAtRisk", at_risk_record(
+            config, customer_id, score, health, profile, at_ms, previous_band)))
+    elif transition == "exit":
+        episode = health.alert.episode
+        outputs.append(("CustomerRecovered", {
+            "event_id": f"{customer_id}:recovered:{episode}",
+            "customer_id": customer_id,
+            "occurred_at": from_ms(at_ms),
+            "episode_id": f"{customer_id}:{episode}",
+            "rule": AT_RISK_RULE,
+            "score": score.score,
+            "band": score.band,
+            "at_risk_since": from_ms(since_ms if since_ms is not None else at_ms),
+            "config_version": score.config_version,
+        }))
+    return outputs

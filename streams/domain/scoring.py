@@ -1,0 +1,323 @@
+"""The customer health score: a declarative, versioned config and its evaluation.
+
+measures (signal -> points 0..100 along a piecewise-linear curve)
+  -> groups (weighted measures) -> profile (weighted groups) -> score 0..100 -> band.
+
+Missing signals redistribute their weight: first among the measures present in the same
+group, then among the groups that have any measure present. Every score keeps the
+per-measure contributions and the config version that produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BANDS = ("healthy", "watch", "at_risk")
+
+
+class ScoringConfigError(ValueError):
+    """The scoring config is invalid; the message names the bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Measure(_Strict):
+    """One scored measure, read from a signal."""
+
+    signal: str
+    kind: Literal["value", "elapsed"] = "value"
+    #: for kind=elapsed: the signal giving the customer's own expected gap in days
+    per: str | None = None
+    #: for kind=elapsed: added to ``per`` as ``spread_k`` times this signal (its spread)
+    spread: str | None = None
+    spread_k: float = Field(1.0, ge=0)
+    #: for kind=elapsed: the segment norm used when the customer has no rhythm yet
+    per_default: str | None = None
+    curve: list[tuple[float, float]]
+    reason: str
+    text: str
+    churn_reason: str
+
+    @model_validator(mode="after")
+    def _check(self) -> Measure:
+        xs = [x for x, _ in self.curve]
+        if len(self.curve) < 2 or xs != sorted(xs) or len(set(xs)) != len(xs):
+            raise ValueError("curve needs 2+ points with strictly increasing x")
+        if any(not 0 <= y <= 100 for _, y in self.curve):
+            raise ValueError("curve points must lie within 0..100")
+        if self.kind == "elapsed" and not (self.per or self.per_default):
+            raise ValueError("an elapsed measure needs 'per' or 'per_default'")
+        return self
+
+
+class Group(_Strict):
+    measures: dict[str, float]
+
+
+class Profile(_Strict):
+    """Group weights of a segment or life stage."""
+
+    groups: dict[str, float]
+    #: a customer whose tenure is below this many days uses this profile (onboarding)
+    when_tenure_below_d: float | None = None
+    #: segments that use this profile
+    segments: list[str] = []
+
+
+class Segment(_Strict):
+    """Norms for customers who have no rhythm of their own yet."""
+
+    expected_purchase_gap_d: float = Field(gt=0)
+    expected_engagement_gap_d: float = Field(gt=0)
+
+
+class Bands(_Strict):
+    healthy_min: float = Field(ge=0, le=100)
+    watch_min: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _order(self) -> Bands:
+        if self.watch_min > self.healthy_min:
+            raise ValueError("watch_min must not exceed healthy_min")
+        return self
+
+
+class Alerts(_Strict):
+    enter_below: float = Field(ge=0, le=100)
+    exit_above: float = Field(ge=0, le=100)
+    enter_after: int = Field(1, ge=1)
+    exit_after: int = Field(1, ge=1)
+    cooldown_days: float = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Alerts:
+        if self.exit_above <= self.enter_below:
+            raise ValueError("exit_above must be higher than enter_below (hysteresis)")
+        return self
+
+
+class ChurnReason(_Strict):
+    label: str
+    team: str
+
+
+class Fit(_Strict):
+    profitability_threshold: float = 0.30
+    depart_below: float = 0.0
+    grow_below_products: int = 3
+
+
+class ScoringConfig(_Strict):
+    version: str
+    default_profile: str
+    bands: Bands
+    alerts: Alerts
+    segments: dict[str, Segment]
+    measures: dict[str, Measure]
+    groups: dict[str, Group]
+    profiles: dict[str, Profile]
+    churn_reasons: dict[str, ChurnReason]
+    plays: dict[str, str]
+    fit: Fit = Fit()
+
+    @model_validator(mode="after")
+    def _references(self) -> ScoringConfig:
+        for gname, group in self.groups.items():
+            for mname, weight in group.measures.items():
+                if mname not in self.measures:
+                    raise ValueError(f"groups.{gname}.measures: unknown measure '{mname}'")
+                if weight < 0:
+                    raise ValueError(f"groups.{gname}.measures.{mname}: weight below 0")
+        for pname, profile in self.profiles.items():
+            for gname, weight in profile.groups.items():
+                if gname not in self.groups:
+                    raise ValueError(f"profiles.{pname}.groups: unknown group '{gname}'")
+                if weight < 0:
+                    raise ValueError(f"profiles.{pname}.groups.{gname}: weight below 0")
+        if self.default_profile not in self.profiles:
+            raise ValueError(f"default_profile: unknown profile '{self.default_profile}'")
+        if "default" not in self.segments:
+            raise ValueError("segments: a 'default' segment is required")
+        for mname, measure in self.measures.items():
+            if measure.churn_reason not in self.churn_reasons:
+                raise ValueError(
+                    f"measures.{mname}.churn_reason: unknown reason '{measure.churn_reason}'")
+            if measure.per_default and measure.per_default not in Segment.model_fields:
+                raise ValueError(f"measures.{mname}.per_default: unknown segment norm")
+        if "default" not in self.plays:
+            raise ValueError("plays: a 'default' play is required")
+        return self
+
+    def segment(self, name: str) -> Segment:
+        return self.segments.get(name, self.segments["default"])
+
+    def band(self, score: float) -> str:
+        if score >= self.bands.healthy_min:
+            return "healthy"
+        if score >= self.bands.watch_min:
+            return "watch"
+        return "at_risk"
+
+    def profile_for(self, segment: str, tenure_d: float | None) -> str:
+        if tenure_d is not None:
+            for name, profile in self.profiles.items():
+                if profile.when_tenure_below_d is not None and (
+                    tenure_d < profile.when_tenure_below_d
+                ):
+                    return name
+        for name, profile in self.profiles.items():
+            if segment in profile.segments:
+                return name
+        return self.default_profile
+
+    def play(self, segment: str, churn_reason: str) -> str:
+        for key in (f"{segment}.{churn_reason}", churn_reason, segment, "default"):
+            if key in self.plays:
+                return self.plays[key]
+        return self.plays["default"]
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(text: str, source: str = "<string>") -> ScoringConfig:
+    """Parse and validate a scoring config; the version gets the content hash appended."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScoringConfigError(f"{source}: not valid TOML: {exc}") from exc
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    if isinstance(raw.get("version"), str):
+        raw["version"] = f"{raw['version']}+{digest}"
+    try:
+        return ScoringConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ScoringConfigError(f"{source}: {_format_errors(exc)}") from exc
+
+
+def load_config(path: Path | None = None) -> ScoringConfig:
+    """Load a scoring config file, or the packaged default when ``path`` is None."""
+    if path is None:
+        text = resources.files("streams").joinpath("config/scoring.toml").read_text("utf-8")
+        return parse_config(text, "default scoring.toml")
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ScoringConfigError(f"{path}: cannot read: {exc}") from exc
+    return parse_config(text, str(path))
+
+
+def interpolate(curve: list[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear lookup, flat beyond the first and last points."""
+    if x <= curve[0][0]:
+        return curve[0][1]
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:], strict=False):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return curve[-1][1]
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    measure: str
+    signal: str
+    value: float
+    points: float
+    weight: float
+
+    @property
+    def contribution(self) -> float:
+        return self.points * self.weight
+
+    @property
+    def shortfall(self) -> float:
+        """Points lost to the score by this measure (what a reason is ranked by)."""
+        return (100.0 - self.points) * self.weight
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    score: float
+    band: str
+    profile: str
+    contributions: tuple[Contribution, ...]
+    config_version: str
+
+
+def measure_value(
+    measure: Measure, signals: dict[str, float], now_d: float, segment: Segment
+) -> float | None:
+    """The measure's value for these signals at day ``now_d``, or None if unavailable."""
+    base = signals.get(measure.signal)
+    if base is None:
+        return None
+    if measure.kind == "value":
+        return base
+    per = signals.get(measure.per) if measure.per else None
+    if per is not None and measure.spread:
+        per += measure.spread_k * signals.get(measure.spread, 0.0)
+    if per is None and measure.per_default:
+        per = float(getattr(segment, measure.per_default))
+    if per is None or per <= 0:
+        per = 1.0
+    return max(0.0, now_d - base) / per
+
+
+def compute_score(
+    config: ScoringConfig,
+    signals: dict[str, float],
+    *,
+    now_d: float,
+    segment: str,
+    tenure_d: float | None,
+) -> Score | None:
+    """Score a customer from its signals at day ``now_d``; None when no measure applies."""
+    profile_name = config.profile_for(segment, tenure_d)
+    profile = config.profiles[profile_name]
+    seg = config.segment(segment)
+    present: list[tuple[float, list[tuple[str, float, float]]]] = []
+    for gname, gweight in profile.groups.items():
+        if gweight <= 0:
+            continue
+        found = []
+        for mname, mweight in config.groups[gname].measures.items():
+            if mweight <= 0:
+                continue
+            value = measure_value(config.measures[mname], signals, now_d, seg)
+            if value is not None:
+                found.append((mname, mweight, value))
+        if found:
+            present.append((gweight, found))
+    if not present:
+        return None
+    total_group = sum(g for g, _ in present)
+    contributions = []
+    for gweight, found in present:
+        total_measure = sum(w for _, w, _ in found)
+        for mname, mweight, value in found:
+            measure = config.measures[mname]
+            contributions.append(Contribution(
+                measure=mname,
+                signal=measure.signal,
+                value=value,
+                points=interpolate(measure.curve, value),
+                weight=(gweight / total_group) * (mweight / total_measure),
+            ))
+    score = min(100.0, max(0.0, sum(c.contribution for c in contributions)))
+    score = round(score, 2)
+    return Score(score, config.band(score), profile_name, tuple(contributions),
+                 config.version)

@@ -1,0 +1,101 @@
+"""The one settings object of churnwatch.
+
+Every setting is read from the environment with the ``CHURN_`` prefix (for example
+``CHURN_KAFKA_BOOTSTRAP``) or from a ``.env`` file, and is documented in the README.
+Nothing else in the code base reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Logical topic names; the configured prefix is put in front of each.
+TOPIC_PURCHASES = "customer.purchases"
+TOPIC_ENGAGEMENT = "customer.engagement"
+TOPIC_SUPPORT = "customer.support"
+TOPIC_PROFILE = "customer.profile"
+TOPIC_ERASURE = "customer.erasure"
+TOPIC_SIGNALS = "churnwatch.signals"
+TOPIC_HEALTH = "customer.health"
+TOPIC_AT_RISK = "customer.at-risk"
+TOPIC_RECOVERED = "customer.recovered"
+TOPIC_DEAD_LETTER = "churnwatch.dead-letter"
+
+INPUT_TOPICS = (TOPIC_PURCHASES, TOPIC_ENGAGEMENT, TOPIC_SUPPORT, TOPIC_PROFILE, TOPIC_ERASURE)
+OUTPUT_TOPICS = (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_DEAD_LETTER)
+ALL_TOPICS = (*INPUT_TOPICS, TOPIC_SIGNALS, *OUTPUT_TOPICS)
+
+
+class Settings(BaseSettings):
+    """All configuration of a churnwatch process."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_", env_file=".env", extra="ignore")
+
+    app_id: str = Field("churnwatch", description="Faust application id (consumer group).")
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
+    )
+    topic_prefix: str = Field("", description="Prefix put in front of every topic name.")
+    partitions: int = Field(8, ge=1, description="Partition count of every churnwatch topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of new topics.")
+    create_topics: bool = Field(True, description="Create missing topics when a worker starts.")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent Schema Registry URL; unset means Avro single-object encoding."
+    )
+    schema_registry_auth: SecretStr | None = Field(
+        None, description="Schema Registry basic auth as 'user:password'."
+    )
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://.")
+    data_dir: Path = Field(Path("./data"), description="Directory for RocksDB table state.")
+    web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of /metrics, /live, /ready.")
+    scoring_config: Path | None = Field(
+        None, description="Path to a scoring config TOML; unset uses the packaged default."
+    )
+    clock: str = Field(
+        "wall", description="'wall' for live operation, 'event' to use the event-time watermark."
+    )
+    allowed_lateness_s: int = Field(
+        3 * 86400, ge=0, description="How late (seconds) an event may arrive and still count."
+    )
+    max_future_s: int = Field(
+        3600, ge=0, description="How far (seconds) ahead of 'now' an event time may lie."
+    )
+    dedup_ids: int = Field(
+        64, ge=1, le=1024, description="Recent event ids remembered per customer and family."
+    )
+    bucket_days: int = Field(
+        56, ge=14, le=400, description="Days of daily buckets kept per customer."
+    )
+    score_step: float = Field(
+        5.0, ge=0, description="Publish HealthScoreChanged when the score moves by more."
+    )
+    lapse_check_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between silence (lapse) timer ticks."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_json: bool = Field(False, description="Write logs as JSON lines.")
+    hash_customer_ids_in_logs: bool = Field(
+        False, description="Log a hash of customer ids instead of the ids."
+    )
+
+    @field_validator("clock")
+    @classmethod
+    def _clock_mode(cls, value: str) -> str:
+        if value not in ("wall", "event"):
+            raise ValueError("clock must be 'wall' or 'event'")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if not value.startswith(("rocksdb://", "memory://")):
+            raise ValueError("store must be rocksdb:// or memory://")
+        return value
+
+    def topic(self, logical_name: str) -> str:
+        """The physical topic name for a logical one."""
+        return f"{self.topic_prefix}{logical_name}"

@@ -1,0 +1,76 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streams.domain.events import (
+    IN_FUTURE,
+    INVALID_FIELD,
+    TOO_LATE,
+    InvalidEvent,
+    Purchase,
+    check_event_time,
+    parse_event,
+)
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def purchase(**overrides):
+    record = {"event_id": "e1", "customer_id": "c1", "occurred_at": T0, "order_id": "o1",
+              "amount_minor": 1999, "currency": "eur", "items": 2, "channel": "web"}
+    record.update(overrides)
+    return record
+
+
+def test_purchase_parses_and_normalises_currency():
+    event = parse_event("Purchase", purchase())
+    assert isinstance(event, Purchase)
+    assert event.currency == "EUR" and event.amount_minor == 1999 and event.family == "purchase"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("amount_minor", -5), ("amount_minor", 10**13), ("customer_id", ""), ("event_id", None),
+    ("currency", "EURO"), ("items", -1), ("occurred_at", datetime(1999, 1, 1, tzinfo=UTC)),
+])
+def test_absurd_purchase_fields_are_rejected_naming_the_field(field, value):
+    with pytest.raises(InvalidEvent) as info:
+        parse_event("Purchase", purchase(**{field: value}))
+    assert info.value.reason == INVALID_FIELD
+    assert info.value.field_name == field
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize(("field", "value"), [("nps", 11), ("nps", -1), ("csat", 0),
+                                              ("csat", 6), ("sentiment", 1.5),
+                                              ("sentiment", float("nan"))])
+def test_support_ranges(field, value):
+    record = {"event_id": "s1", "customer_id": "c1", "occurred_at": T0, "kind": "feedback",
+              field: value}
+    with pytest.raises(InvalidEvent) as info:
+        parse_event("SupportEvent", record)
+    assert info.value.field_name == field
+
+
+def test_nps_response_needs_a_score():
+    record = {"event_id": "s1", "customer_id": "c1", "occurred_at": T0, "kind": "nps_response"}
+    with pytest.raises(InvalidEvent, match="nps"):
+        parse_event("SupportEvent", record)
+
+
+def test_event_time_bounds_wall_clock():
+    limits = {"allowed_lateness": timedelta(days=3), "max_future": timedelta(hours=1)}
+    check_event_time(T0 - timedelta(days=2), now=T0, watermark=None, **limits)
+    with pytest.raises(InvalidEvent) as late:
+        check_event_time(T0 - timedelta(days=4), now=T0, watermark=None, **limits)
+    assert late.value.reason == TOO_LATE
+    with pytest.raises(InvalidEvent) as future:
+        check_event_time(T0 + timedelta(hours=2), now=T0, watermark=None, **limits)
+    assert future.value.reason == IN_FUTURE
+
+
+def test_event_time_bound_uses_watermark_in_replay():
+    limits = {"allowed_lateness": timedelta(days=3), "max_future": timedelta(hours=1)}
+    watermark = T0 - timedelta(days=300)
+    check_event_time(T0 - timedelta(days=299), now=T0, watermark=watermark, **limits)
+    with pytest.raises(InvalidEvent):
+        check_event_time(T0 - timedelta(days=301), now=T0, watermark=watermark, **limits)

@@ -1,0 +1,110 @@
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.domain.scoring import (
+    ScoringConfigError,
+    compute_score,
+    interpolate,
+    load_config,
+    parse_config,
+)
+
+CONFIG = load_config()
+SIGNALS = [
+    "purchase.last_at_d", "purchase.gap_mean_d", "purchase.gap_std_d", "purchase.freq_trend",
+    "purchase.spend_trend", "engagement.last_at_d", "engagement.gap_mean_d",
+    "engagement.trend", "engagement.weeks_active_4", "support.open_tickets",
+    "support.sentiment_28d", "support.csat", "support.nps", "profile.products",
+]
+signal_maps = st.dictionaries(
+    st.sampled_from(SIGNALS),
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+)
+
+
+@given(signal_maps, st.floats(min_value=0, max_value=1e6),
+       st.sampled_from(["b2c", "b2b", "default", "unknown"]),
+       st.one_of(st.none(), st.floats(min_value=0, max_value=5000)))
+def test_score_stays_within_0_100_and_missing_signals_never_raise(signals, now_d, seg, tenure):
+    score = compute_score(CONFIG, signals, now_d=now_d, segment=seg, tenure_d=tenure)
+    if score is None:
+        return
+    assert 0 <= score.score <= 100
+    assert score.band in ("healthy", "watch", "at_risk")
+    assert math.isclose(sum(c.weight for c in score.contributions), 1.0, rel_tol=1e-9)
+    assert {c.signal for c in score.contributions} <= set(signals)
+
+
+def test_no_signals_means_no_score():
+    assert compute_score(CONFIG, {}, now_d=100, segment="b2c", tenure_d=None) is None
+
+
+def test_purchase_only_history_scores_on_purchase_measures_alone():
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 10.0,
+               "purchase.gap_std_d": 0.0}
+    on_time = compute_score(CONFIG, signals, now_d=105, segment="b2c", tenure_d=400)
+    lapsed = compute_score(CONFIG, signals, now_d=135, segment="b2c", tenure_d=400)
+    assert on_time is not None and lapsed is not None
+    assert on_time.score == 100.0 and on_time.band == "healthy"
+    assert lapsed.band == "at_risk"
+    assert [c.measure for c in lapsed.contributions] == ["purchase_recency"]
+    assert lapsed.contributions[0].value == pytest.approx(3.5)
+
+
+def test_recency_is_measured_against_the_customers_own_rhythm():
+    base = {"purchase.last_at_d": 100.0}
+    weekly = compute_score(CONFIG, {**base, "purchase.gap_mean_d": 7.0,
+                                    "purchase.gap_std_d": 1.0}, now_d=130, segment="b2c",
+                           tenure_d=400)
+    quarterly = compute_score(CONFIG, {**base, "purchase.gap_mean_d": 90.0,
+                                       "purchase.gap_std_d": 10.0}, now_d=130,
+                              segment="b2c", tenure_d=400)
+    assert weekly is not None and quarterly is not None
+    assert weekly.band == "at_risk" and quarterly.band == "healthy"
+
+
+def test_new_customer_uses_segment_norm():
+    score = compute_score(CONFIG, {"purchase.last_at_d": 100.0}, now_d=115, segment="b2c",
+                          tenure_d=400)
+    assert score is not None
+    assert score.contributions[0].value == pytest.approx(15 / 30)
+
+
+def test_onboarding_profile_applies_in_first_90_days():
+    signals = {"engagement.last_at_d": 10.0}
+    young = compute_score(CONFIG, signals, now_d=11, segment="b2c", tenure_d=20)
+    old = compute_score(CONFIG, signals, now_d=11, segment="b2b", tenure_d=200)
+    assert young is not None and old is not None
+    assert young.profile == "onboarding" and old.profile == "b2b"
+
+
+def test_config_version_changes_with_content():
+    text = load_config.__globals__["resources"].files("streams").joinpath(
+        "config/scoring.toml").read_text()
+    a = parse_config(text)
+    b = parse_config(text.replace("healthy_min = 70.0", "healthy_min = 72.0"))
+    assert a.version != b.version and a.version.startswith("default-1+")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("enter_below = 45.0", "enter_below = 65.0"), "exit_above must be higher"),
+    (("purchase_recency = 0.6", "purchase_recenc = 0.6"), "groups.purchase.measures"),
+    (("churn_reason = \"low_usage\"", "churn_reason = \"bored\""), "churn_reason"),
+    (("[bands]", "[bandz]"), "bands"),
+    (("curve = [[1.0, 100.0], [2.0, 65.0]", "curve = [[2.0, 100.0], [1.0, 65.0]"), "curve"),
+])
+def test_invalid_config_names_the_bad_key(edit, message):
+    text = load_config.__globals__["resources"].files("streams").joinpath(
+        "config/scoring.toml").read_text()
+    assert edit[0] in text
+    with pytest.raises(ScoringConfigError, match=message):
+        parse_config(text.replace(edit[0], edit[1], 1), "custom.toml")
+
+
+def test_interpolate_is_flat_beyond_ends():
+    curve = [(0.0, 0.0), (1.0, 100.0)]
+    assert interpolate(curve, -5) == 0 and interpolate(curve, 5) == 100
+    assert interpolate(curve, 0.25) == 25
