@@ -65,10 +65,10 @@ class Settings(BaseSettings):
         3600, ge=0, description="How far (seconds) ahead of 'now' an event time may lie."
     )
     dedup_ids: int = Field(
-        64, ge=1, le=1024, description="Recent event ids remembered per customer and family."
+        16, ge=1, le=256, description="Recent event ids remembered per customer and family."
     )
-    bucket_days: int = Field(
-        56, ge=14, le=400, description="Days of daily buckets kept per customer."
+    history_weeks: int = Field(
+        8, ge=4, le=52, description="Weeks of event-time buckets kept per customer and family."
     )
     score_step: float = Field(
         5.0, ge=0, description="Publish HealthScoreChanged when the score moves by more."

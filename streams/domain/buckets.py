@@ -1,8 +1,9 @@
-"""Event-time daily buckets: a bounded, order-independent per-customer history.
+"""Event-time weekly buckets: a bounded, order-independent per-customer history.
 
-Each bucket is one UTC day (days since the Unix epoch) holding a fixed number of
-counters. Only the ``keep_days`` days up to the latest day seen are kept, so the final
-state depends on the set of events, not on the order they arrived in.
+Each bucket is one week of event time (days since the Unix epoch // 7) holding a 7-bit
+mask of the days with activity and a fixed number of counters. Only the ``keep_weeks``
+weeks up to the latest week seen are kept, so the final state depends on the set of
+events, not on the order they arrived in, and stays small however long the history.
 """
 
 from __future__ import annotations
@@ -27,66 +28,74 @@ def from_ms(ms: int) -> datetime:
 
 
 @dataclass(slots=True)
-class DailyBuckets:
-    """Sorted per-day counters; ``width`` values per day."""
+class WeekBuckets:
+    """Sorted per-week rows: week number, mask of active days, ``width`` counters."""
 
     width: int
-    days: list[int] = field(default_factory=list)
+    weeks: list[int] = field(default_factory=list)
+    masks: list[int] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)
 
-    def add(self, day: int, increments: list[float], keep_days: int) -> None:
-        """Add counters to a day, then evict days older than the kept window."""
+    def add(self, day: int, increments: list[float], keep_weeks: int) -> None:
+        """Add counters to the week of ``day``, then evict weeks out of the window."""
         if len(increments) != self.width:
             raise ValueError(f"expected {self.width} counters, got {len(increments)}")
-        latest = max(self.days[-1], day) if self.days else day
-        if day <= latest - keep_days:
+        week = day // 7
+        latest = max(self.weeks[-1], week) if self.weeks else week
+        if week <= latest - keep_weeks:
             return
-        index = self._index(day)
-        if index < len(self.days) and self.days[index] == day:
+        index = self._index(week)
+        if index < len(self.weeks) and self.weeks[index] == week:
+            self.masks[index] |= 1 << (day % 7)
             row = self.values[index]
             for i, inc in enumerate(increments):
                 row[i] += inc
         else:
-            self.days.insert(index, day)
+            self.weeks.insert(index, week)
+            self.masks.insert(index, 1 << (day % 7))
             self.values.insert(index, list(increments))
-        cut = self._index(latest - keep_days + 1)
+        cut = self._index(latest - keep_weeks + 1)
         if cut:
-            del self.days[:cut]
-            del self.values[:cut]
+            del self.weeks[:cut], self.masks[:cut], self.values[:cut]
 
-    def _index(self, day: int) -> int:
-        lo, hi = 0, len(self.days)
+    def _index(self, week: int) -> int:
+        lo, hi = 0, len(self.weeks)
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.days[mid] < day:
+            if self.weeks[mid] < week:
                 lo = mid + 1
             else:
                 hi = mid
         return lo
 
-    @property
-    def latest_day(self) -> int | None:
-        return self.days[-1] if self.days else None
+    def _rows(self, first_week: int, last_week: int) -> list[int]:
+        return [i for i, w in enumerate(self.weeks) if first_week <= w <= last_week]
 
-    def total(self, first_day: int, last_day: int) -> list[float]:
-        """Sum of each counter over the days first_day..last_day inclusive."""
+    def total(self, first_week: int, last_week: int) -> list[float]:
+        """Sum of each counter over the weeks first_week..last_week inclusive."""
         sums = [0.0] * self.width
-        for day, row in zip(self.days, self.values, strict=True):
-            if first_day <= day <= last_day:
-                for i, value in enumerate(row):
-                    sums[i] += value
+        for i in self._rows(first_week, last_week):
+            for j, value in enumerate(self.values[i]):
+                sums[j] += value
         return sums
 
-    def active_days(self, first_day: int, last_day: int) -> list[int]:
-        return [d for d in self.days if first_day <= d <= last_day]
+    def active_weeks(self, first_week: int, last_week: int) -> int:
+        return len(self._rows(first_week, last_week))
+
+    def active_days(self, first_week: int, last_week: int) -> list[int]:
+        """The days with activity in the weeks first_week..last_week, ascending."""
+        return [self.weeks[i] * 7 + bit for i in self._rows(first_week, last_week)
+                for bit in range(7) if self.masks[i] >> bit & 1]
 
     def to_json(self) -> list[list[float]]:
-        return [[day, *_compact(row)] for day, row in zip(self.days, self.values, strict=True)]
+        return [[w, m, *_compact(row)]
+                for w, m, row in zip(self.weeks, self.masks, self.values, strict=True)]
 
     @classmethod
-    def from_json(cls, width: int, rows: list[list[float]]) -> DailyBuckets:
-        return cls(width, [int(r[0]) for r in rows], [list(map(float, r[1:])) for r in rows])
+    def from_json(cls, width: int, rows: list[list[float]]) -> WeekBuckets:
+        return cls(width, [int(r[0]) for r in rows], [int(r[1]) for r in rows],
+                   [list(map(float, r[2:])) for r in rows])
 
 
 def _compact(row: list[float]) -> list[float]:
-    return [int(v) if float(v).is_integer() else round(v, 4) for v in row]
+    return [int(v) if float(v).is_integer() else round(v, 3) for v in row]

@@ -12,8 +12,8 @@ class Clock(Protocol):
     def now(self) -> datetime | None:
         """The current time, or None when an event-time clock has seen no event yet."""
 
-    def watermark(self) -> datetime | None:
-        """Events older than this are too late; None means "wall clock minus lateness"."""
+    def lower_bound(self, wall_now: datetime) -> datetime | None:
+        """Events older than this are too late (None: no bound yet)."""
 
     def observe(self, event_time: datetime) -> None:
         """Tell the clock an event with this time was accepted."""
@@ -22,11 +22,14 @@ class Clock(Protocol):
 class WallClock:
     """Live operation: now is the machine's UTC time."""
 
+    def __init__(self, allowed_lateness: timedelta) -> None:
+        self._lateness = allowed_lateness
+
     def now(self) -> datetime | None:
         return datetime.now(UTC)
 
-    def watermark(self) -> datetime | None:
-        return None
+    def lower_bound(self, wall_now: datetime) -> datetime | None:
+        return wall_now - self._lateness
 
     def observe(self, event_time: datetime) -> None:
         return None
@@ -40,6 +43,9 @@ class EventTimeClock:
         self._max_seen: datetime | None = None
 
     def now(self) -> datetime | None:
+        return self.watermark()
+
+    def lower_bound(self, wall_now: datetime) -> datetime | None:
         return self.watermark()
 
     def watermark(self) -> datetime | None:
@@ -56,4 +62,4 @@ def make_clock(mode: str, allowed_lateness: timedelta) -> Clock:
     """The clock for a settings value of ``wall`` or ``event``."""
     if mode == "event":
         return EventTimeClock(allowed_lateness)
-    return WallClock()
+    return WallClock(allowed_lateness)

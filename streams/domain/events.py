@@ -35,6 +35,16 @@ class InvalidEvent(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record was not used: becomes a dead-letter record."""
+
+    reason: str
+    error: str
+    event_id: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Consent:
     """Channels on which the customer agreed to be contacted."""
 
@@ -230,15 +240,13 @@ def check_event_time(
     occurred_at: datetime,
     *,
     now: datetime,
-    watermark: datetime | None,
-    allowed_lateness: timedelta,
+    lower_bound: datetime | None,
     max_future: timedelta,
 ) -> None:
-    """Reject an event time that lies too far ahead of ``now`` or behind the watermark.
+    """Reject an event time too far ahead of the wall clock ``now`` or behind ``lower_bound``.
 
-    ``now`` is the wall clock; ``watermark`` is the event-time watermark of the stream
-    (latest event time seen minus the allowed lateness) when the clock runs on event time,
-    otherwise ``None`` and the wall clock minus the allowed lateness is the bound.
+    The lower bound comes from the clock: the wall clock minus the allowed lateness when
+    live, the event-time watermark when replaying (None before the first event).
     """
     if occurred_at > now + max_future:
         raise InvalidEvent(
@@ -247,11 +255,10 @@ def check_event_time(
             f"{now.isoformat()}",
             field_name="occurred_at",
         )
-    bound = watermark if watermark is not None else now - allowed_lateness
-    if occurred_at < bound:
+    if lower_bound is not None and occurred_at < lower_bound:
         raise InvalidEvent(
             TOO_LATE,
             f"occurred_at {occurred_at.isoformat()} is behind the watermark "
-            f"{bound.isoformat()} (allowed lateness {allowed_lateness})",
+            f"{lower_bound.isoformat()} (later than the allowed lateness)",
             field_name="occurred_at",
         )

@@ -8,13 +8,16 @@ JSON so a customer's whole state stays small.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import statistics
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.domain.buckets import DAY_MS, DailyBuckets, day_of, to_ms
+from streams.domain.buckets import DAY_MS, WeekBuckets, day_of, to_ms
 from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
 
 #: How many distinct purchase days are kept to learn a customer's rhythm.
@@ -24,21 +27,50 @@ TICKET_MEMORY = 20
 NEGATIVE_SENTIMENT = -0.3
 
 
+def id_hash(text: str) -> int:
+    """A 32-bit hash of an id: enough to tell apart the few ids a customer's state keeps."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
+
+
+def pack(values: list[int]) -> str:
+    """32-bit unsigned ints as compact base64 text."""
+    return base64.b64encode(struct.pack(f"<{len(values)}I", *values)).decode()
+
+
+def unpack(text: str) -> list[int]:
+    raw = base64.b64decode(text)
+    return list(struct.unpack(f"<{len(raw) // 4}I", raw))
+
+
 @dataclass(slots=True)
 class RecentIds:
-    """Bounded memory of recent event ids, for de-duplication."""
+    """Bounded memory of recent event ids (as 32-bit hashes), for de-duplication."""
 
     capacity: int
-    ids: list[str] = field(default_factory=list)
+    hashes: list[int] = field(default_factory=list)
 
     def seen(self, event_id: str) -> bool:
         """True if the id was seen; otherwise remember it and return False."""
-        if event_id in self.ids:
+        h = id_hash(event_id)
+        if h in self.hashes:
             return True
-        self.ids.append(event_id)
-        if len(self.ids) > self.capacity:
-            del self.ids[: len(self.ids) - self.capacity]
+        self.hashes.append(h)
+        if len(self.hashes) > self.capacity:
+            del self.hashes[: len(self.hashes) - self.capacity]
         return False
+
+    def to_json(self) -> str:
+        return pack(self.hashes)
+
+    @classmethod
+    def from_json(cls, capacity: int, text: str) -> RecentIds:
+        return cls(capacity, unpack(text))
+
+
+def _remember(items: list[int], value: int, limit: int) -> None:
+    if value not in items:
+        items.append(value)
+        del items[: max(0, len(items) - limit)]
 
 
 def _trend(recent: float, prior: float) -> float | None:
@@ -55,13 +87,25 @@ def _gap_stats(days: list[int]) -> tuple[float, float] | None:
     return statistics.fmean(gaps), statistics.pstdev(gaps)
 
 
+def day_of_ms(ms: int) -> int:
+    return ms // DAY_MS
+
+
+def _latest(current: int | None, ms: int) -> int:
+    return ms if current is None else max(current, ms)
+
+
+def _earliest(current: int | None, value: int) -> int:
+    return value if current is None else min(current, value)
+
+
 @dataclass(slots=True)
 class PurchaseState:
     """Purchases of one customer: rhythm, recent volume and spend."""
 
     ids: RecentIds
-    keep_days: int
-    buckets: DailyBuckets = field(default_factory=lambda: DailyBuckets(2))
+    keep_weeks: int
+    buckets: WeekBuckets = field(default_factory=lambda: WeekBuckets(2))  # orders, spend
     rhythm: list[int] = field(default_factory=list)  # last distinct purchase days, sorted
     first_day: int | None = None
     last_ms: int | None = None
@@ -72,14 +116,13 @@ class PurchaseState:
         if self.ids.seen(event.event_id):
             return False
         day = day_of(event.occurred_at)
-        self.buckets.add(day, [1.0, float(event.amount_minor)], self.keep_days)
+        self.buckets.add(day, [1.0, float(event.amount_minor)], self.keep_weeks)
         if day not in self.rhythm:
             self.rhythm.append(day)
             self.rhythm.sort()
             del self.rhythm[: max(0, len(self.rhythm) - RHYTHM_DAYS)]
-        self.first_day = day if self.first_day is None else min(self.first_day, day)
-        ms = to_ms(event.occurred_at)
-        self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
+        self.first_day = _earliest(self.first_day, day)
+        self.last_ms = _latest(self.last_ms, to_ms(event.occurred_at))
         self.orders += 1
         self.spend_minor += event.amount_minor
         return True
@@ -94,30 +137,32 @@ class PurchaseState:
         stats = _gap_stats(self.rhythm)
         if stats is not None:
             out["purchase.gap_mean_d"], out["purchase.gap_std_d"] = stats
-        ref = day_of_ms(self.last_ms)
-        half = self.keep_days // 2
-        if self.first_day <= ref - self.keep_days + 1:
+        last_day = day_of_ms(self.last_ms)
+        ref = last_day // 7
+        half = self.keep_weeks // 2
+        if self.first_day // 7 <= ref - 2 * half + 1:
             recent = self.buckets.total(ref - half + 1, ref)
             prior = self.buckets.total(ref - 2 * half + 1, ref - half)
+            # the latest week is partial: compare daily rates, not raw totals
+            recent_days, prior_days = 7 * (half - 1) + last_day % 7 + 1, 7 * half
             for name, i in (("purchase.freq_trend", 0), ("purchase.spend_trend", 1)):
-                value = _trend(recent[i], prior[i])
+                value = _trend(recent[i] / recent_days, prior[i] / prior_days)
                 if value is not None:
                     out[name] = value
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"i": self.ids.ids, "b": self.buckets.to_json(), "r": self.rhythm,
-                "f": self.first_day, "l": self.last_ms, "n": self.orders, "s": self.spend_minor}
+        first = self.first_day
+        return {"i": self.ids.to_json(), "b": self.buckets.to_json(),
+                "r": [d - first for d in self.rhythm] if first is not None else [],
+                "f": first, "l": self.last_ms, "n": self.orders, "s": self.spend_minor}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int, keep_days: int) -> PurchaseState:
-        return cls(RecentIds(capacity, list(data["i"])), keep_days,
-                   DailyBuckets.from_json(2, data["b"]), list(data["r"]), data["f"],
-                   data["l"], int(data["n"]), int(data["s"]))
-
-
-def day_of_ms(ms: int) -> int:
-    return ms // DAY_MS
+    def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> PurchaseState:
+        first = data["f"]
+        return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
+                   WeekBuckets.from_json(2, data["b"]), [first + d for d in data["r"]],
+                   first, data["l"], int(data["n"]), int(data["s"]))
 
 
 @dataclass(slots=True)
@@ -125,8 +170,8 @@ class EngagementState:
     """Product, web, email and community activity: recency, trend, weekly habit."""
 
     ids: RecentIds
-    keep_days: int
-    buckets: DailyBuckets = field(default_factory=lambda: DailyBuckets(2))
+    keep_weeks: int
+    buckets: WeekBuckets = field(default_factory=lambda: WeekBuckets(2))  # count, minutes
     first_day: int | None = None
     last_ms: int | None = None
 
@@ -135,42 +180,41 @@ class EngagementState:
             return False
         day = day_of(event.occurred_at)
         minutes = (event.duration_s or 0) / 60.0
-        self.buckets.add(day, [float(event.count), round(minutes, 2)], self.keep_days)
-        self.first_day = day if self.first_day is None else min(self.first_day, day)
-        ms = to_ms(event.occurred_at)
-        self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
+        self.buckets.add(day, [float(event.count), minutes], self.keep_weeks)
+        self.first_day = _earliest(self.first_day, day)
+        self.last_ms = _latest(self.last_ms, to_ms(event.occurred_at))
         return True
 
     def signals(self) -> dict[str, float]:
         if self.last_ms is None or self.first_day is None:
             return {}
-        ref = day_of_ms(self.last_ms)
+        last_day = day_of_ms(self.last_ms)
+        ref = last_day // 7
+        first_week = self.first_day // 7
         out: dict[str, float] = {"engagement.last_at_d": self.last_ms / DAY_MS}
-        active = self.buckets.active_days(ref - self.keep_days + 1, ref)
+        active = self.buckets.active_days(ref - self.keep_weeks + 1, ref)
         if len(active) >= 3:
-            out["engagement.gap_mean_d"] = statistics.fmean(
-                b - a for a, b in zip(active, active[1:], strict=False))
-        if self.first_day <= ref - 27:
-            weeks = sum(
-                1 for w in range(4) if self.buckets.active_days(ref - 7 * w - 6, ref - 7 * w))
-            out["engagement.weeks_active_4"] = float(weeks)
-        if self.first_day <= ref - self.keep_days + 1:
-            recent = self.buckets.total(ref - 13, ref)[0]
-            baseline = self.buckets.total(ref - self.keep_days + 1, ref - 14)[0]
-            per_fortnight = baseline * 14 / (self.keep_days - 14)
-            value = _trend(recent, per_fortnight)
+            # the mean of the gaps between consecutive active days telescopes to this
+            out["engagement.gap_mean_d"] = (active[-1] - active[0]) / (len(active) - 1)
+        if first_week <= ref - 3:
+            out["engagement.weeks_active_4"] = float(self.buckets.active_weeks(ref - 3, ref))
+        if first_week <= ref - self.keep_weeks + 1:
+            # daily rates: the latest week is partial
+            recent = self.buckets.total(ref - 1, ref)[0] / (8 + last_day % 7)
+            baseline = self.buckets.total(ref - self.keep_weeks + 1, ref - 2)[0]
+            value = _trend(recent, baseline / (7 * (self.keep_weeks - 2)))
             if value is not None:
                 out["engagement.trend"] = value
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"i": self.ids.ids, "b": self.buckets.to_json(), "f": self.first_day,
+        return {"i": self.ids.to_json(), "b": self.buckets.to_json(), "f": self.first_day,
                 "l": self.last_ms}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int, keep_days: int) -> EngagementState:
-        return cls(RecentIds(capacity, list(data["i"])), keep_days,
-                   DailyBuckets.from_json(2, data["b"]), data["f"], data["l"])
+    def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> EngagementState:
+        return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
+                   WeekBuckets.from_json(2, data["b"]), data["f"], data["l"])
 
 
 @dataclass(slots=True)
@@ -178,11 +222,11 @@ class SupportState:
     """Tickets, sentiment, CSAT and NPS of one customer."""
 
     ids: RecentIds
-    keep_days: int
-    # counters per day: tickets opened, sentiment sum, sentiment answers, negative answers
-    buckets: DailyBuckets = field(default_factory=lambda: DailyBuckets(4))
-    open_tickets: list[str] = field(default_factory=list)
-    resolved: list[str] = field(default_factory=list)
+    keep_weeks: int
+    # counters per week: tickets opened, sentiment sum, sentiment answers, negative answers
+    buckets: WeekBuckets = field(default_factory=lambda: WeekBuckets(4))
+    open_tickets: list[int] = field(default_factory=list)  # ticket id hashes
+    resolved: list[int] = field(default_factory=list)
     csat: tuple[int, int] | None = None  # (event ms, value): the latest answer wins
     nps: tuple[int, int] | None = None
     last_ms: int | None = None
@@ -190,28 +234,23 @@ class SupportState:
     def apply(self, event: SupportEvent) -> bool:
         if self.ids.seen(event.event_id):
             return False
-        day = day_of(event.occurred_at)
         ms = to_ms(event.occurred_at)
-        self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
-        opened = 1.0 if event.kind == "ticket_opened" else 0.0
+        self.last_ms = _latest(self.last_ms, ms)
         sentiment = event.sentiment
-        self.buckets.add(day, [
-            opened,
+        self.buckets.add(day_of(event.occurred_at), [
+            1.0 if event.kind == "ticket_opened" else 0.0,
             sentiment if sentiment is not None else 0.0,
             1.0 if sentiment is not None else 0.0,
             1.0 if sentiment is not None and sentiment <= NEGATIVE_SENTIMENT else 0.0,
-        ], self.keep_days)
-        ticket = event.ticket_id
-        if ticket and event.kind == "ticket_opened" and ticket not in self.resolved:
-            if ticket not in self.open_tickets:
-                self.open_tickets.append(ticket)
-                del self.open_tickets[: max(0, len(self.open_tickets) - TICKET_MEMORY)]
-        elif ticket and event.kind == "ticket_resolved":
-            if ticket in self.open_tickets:
-                self.open_tickets.remove(ticket)
-            if ticket not in self.resolved:
-                self.resolved.append(ticket)
-                del self.resolved[: max(0, len(self.resolved) - TICKET_MEMORY)]
+        ], self.keep_weeks)
+        if event.ticket_id:
+            ticket = id_hash(event.ticket_id)
+            if event.kind == "ticket_opened" and ticket not in self.resolved:
+                _remember(self.open_tickets, ticket, TICKET_MEMORY)
+            elif event.kind == "ticket_resolved":
+                if ticket in self.open_tickets:
+                    self.open_tickets.remove(ticket)
+                _remember(self.resolved, ticket, TICKET_MEMORY)
         if event.csat is not None and (self.csat is None or ms >= self.csat[0]):
             self.csat = (ms, event.csat)
         if event.nps is not None and (self.nps is None or ms >= self.nps[0]):
@@ -221,8 +260,8 @@ class SupportState:
     def signals(self) -> dict[str, float]:
         if self.last_ms is None:
             return {}
-        ref = day_of_ms(self.last_ms)
-        opened, s_sum, s_n, negative = self.buckets.total(ref - 27, ref)
+        ref = day_of_ms(self.last_ms) // 7
+        opened, s_sum, s_n, negative = self.buckets.total(ref - 3, ref)
         out: dict[str, float] = {
             "support.open_tickets": float(len(self.open_tickets)),
             "support.tickets_28d": opened,
@@ -237,17 +276,18 @@ class SupportState:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"i": self.ids.ids, "b": self.buckets.to_json(), "o": self.open_tickets,
-                "r": self.resolved, "c": list(self.csat) if self.csat else None,
+        return {"i": self.ids.to_json(), "b": self.buckets.to_json(),
+                "o": pack(self.open_tickets), "r": pack(self.resolved),
+                "c": list(self.csat) if self.csat else None,
                 "p": list(self.nps) if self.nps else None, "l": self.last_ms}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int, keep_days: int) -> SupportState:
-        return cls(RecentIds(capacity, list(data["i"])), keep_days,
-                   DailyBuckets.from_json(4, data["b"]), list(data["o"]), list(data["r"]),
-                   tuple(data["c"]) if data["c"] else None,  # type: ignore[arg-type]
-                   tuple(data["p"]) if data["p"] else None,  # type: ignore[arg-type]
-                   data["l"])
+    def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> SupportState:
+        csat, nps = data["c"], data["p"]
+        return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
+                   WeekBuckets.from_json(4, data["b"]), unpack(data["o"]), unpack(data["r"]),
+                   (int(csat[0]), int(csat[1])) if csat else None,
+                   (int(nps[0]), int(nps[1])) if nps else None, data["l"])
 
 
 @dataclass(slots=True)
@@ -299,17 +339,17 @@ class ProfileState:
 
     def to_json(self) -> dict[str, Any]:
         c = self.consent
-        return {"i": self.ids.ids, "t": self.at_ms, "s": self.segment, "u": self.signup_ms,
-                "p": self.plan, "m": self.mrr_minor, "c": self.cost_to_serve_minor,
-                "n": self.products, "r": self.referrals,
-                "k": [int(c.email), int(c.sms), int(c.phone), int(c.push)]}
+        return {"i": self.ids.to_json(), "t": self.at_ms, "s": self.segment,
+                "u": self.signup_ms, "p": self.plan, "m": self.mrr_minor,
+                "c": self.cost_to_serve_minor, "n": self.products, "r": self.referrals,
+                "k": int(c.email) | int(c.sms) << 1 | int(c.phone) << 2 | int(c.push) << 3}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], capacity: int) -> ProfileState:
-        k = data["k"]
-        return cls(RecentIds(capacity, list(data["i"])), data["t"], data["s"], data["u"],
+        k = int(data["k"])
+        return cls(RecentIds.from_json(capacity, data["i"]), data["t"], data["s"], data["u"],
                    data["p"], data["m"], data["c"], int(data["n"]), int(data["r"]),
-                   Consent(bool(k[0]), bool(k[1]), bool(k[2]), bool(k[3])))
+                   Consent(bool(k & 1), bool(k & 2), bool(k & 4), bool(k & 8)))
 
 
 def dumps(data: dict[str, Any]) -> bytes:

@@ -28,6 +28,8 @@ class CustomerHealth:
     published_score: float | None = None
     published_band: str | None = None
     alert: AlertState = field(default_factory=AlertState)
+    due_ms: int | None = None  # next silence check
+    partition: int = 0  # where this customer's state lives
 
     def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> bool:
         """Replace one family's signals if this update is not older than the last one."""
@@ -43,12 +45,13 @@ class CustomerHealth:
     def to_json(self) -> dict[str, Any]:
         return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "t": self.signals_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
-                "x": self.alert.to_json()}
+                "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
         return cls(dict(data["s"]), {k: int(v) for k, v in data["t"].items()}, data["a"],
-                   data["p"], data["b"], AlertState.from_json(data["x"]))
+                   data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
+                   int(data.get("q", 0)))
 
 
 def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
@@ -142,7 +145,9 @@ def evaluate(
     score = compute_score(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
                           tenure_d=_tenure_days(profile, at_ms))
     if score is None:
+        health.due_ms = None
         return []
+    health.due_ms = at_ms + int(config.lapse.check_every_d * DAY_MS)
     outputs: list[Output] = []
     previous_score, previous_band = health.published_score, health.published_band
     moved = previous_score is None or abs(score.score - previous_score) > score_step

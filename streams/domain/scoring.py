@@ -61,6 +61,8 @@ class Measure(_Strict):
 
 class Group(_Strict):
     measures: dict[str, float]
+    #: a context group (e.g. products held) adjusts a score but never makes one alone
+    context: bool = False
 
 
 class Profile(_Strict):
@@ -105,6 +107,12 @@ class Alerts(_Strict):
         return self
 
 
+class Lapse(_Strict):
+    """Silence detection: how long after its last evaluation a customer is checked again."""
+
+    check_every_d: float = Field(1.0, gt=0)
+
+
 class ChurnReason(_Strict):
     label: str
     team: str
@@ -128,6 +136,7 @@ class ScoringConfig(_Strict):
     churn_reasons: dict[str, ChurnReason]
     plays: dict[str, str]
     fit: Fit = Fit()
+    lapse: Lapse = Lapse()
 
     @model_validator(mode="after")
     def _references(self) -> ScoringConfig:
@@ -290,6 +299,7 @@ def compute_score(
     profile = config.profiles[profile_name]
     seg = config.segment(segment)
     present: list[tuple[float, list[tuple[str, float, float]]]] = []
+    behavioural = False
     for gname, gweight in profile.groups.items():
         if gweight <= 0:
             continue
@@ -302,7 +312,8 @@ def compute_score(
                 found.append((mname, mweight, value))
         if found:
             present.append((gweight, found))
-    if not present:
+            behavioural = behavioural or not config.groups[gname].context
+    if not behavioural:
         return None
     total_group = sum(g for g, _ in present)
     contributions = []

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from streams.domain.clock import EventTimeClock, WallClock
 from streams.domain.events import (
     IN_FUTURE,
     INVALID_FIELD,
@@ -57,20 +58,25 @@ def test_nps_response_needs_a_score():
         parse_event("SupportEvent", record)
 
 
-def test_event_time_bounds_wall_clock():
-    limits = {"allowed_lateness": timedelta(days=3), "max_future": timedelta(hours=1)}
-    check_event_time(T0 - timedelta(days=2), now=T0, watermark=None, **limits)
+def test_event_time_bounds():
+    future = timedelta(hours=1)
+    check_event_time(T0 - timedelta(days=2), now=T0, lower_bound=T0 - timedelta(days=3),
+                     max_future=future)
     with pytest.raises(InvalidEvent) as late:
-        check_event_time(T0 - timedelta(days=4), now=T0, watermark=None, **limits)
+        check_event_time(T0 - timedelta(days=4), now=T0, lower_bound=T0 - timedelta(days=3),
+                         max_future=future)
     assert late.value.reason == TOO_LATE
-    with pytest.raises(InvalidEvent) as future:
-        check_event_time(T0 + timedelta(hours=2), now=T0, watermark=None, **limits)
-    assert future.value.reason == IN_FUTURE
+    with pytest.raises(InvalidEvent) as ahead:
+        check_event_time(T0 + timedelta(hours=2), now=T0, lower_bound=None, max_future=future)
+    assert ahead.value.reason == IN_FUTURE
+    check_event_time(T0 - timedelta(days=900), now=T0, lower_bound=None, max_future=future)
 
 
-def test_event_time_bound_uses_watermark_in_replay():
-    limits = {"allowed_lateness": timedelta(days=3), "max_future": timedelta(hours=1)}
-    watermark = T0 - timedelta(days=300)
-    check_event_time(T0 - timedelta(days=299), now=T0, watermark=watermark, **limits)
-    with pytest.raises(InvalidEvent):
-        check_event_time(T0 - timedelta(days=301), now=T0, watermark=watermark, **limits)
+def test_clocks_give_the_lateness_bound():
+    lateness = timedelta(days=3)
+    assert WallClock(lateness).lower_bound(T0) == T0 - lateness
+    clock = EventTimeClock(lateness)
+    assert clock.lower_bound(T0) is None and clock.now() is None
+    clock.observe(T0 - timedelta(days=100))
+    clock.observe(T0 - timedelta(days=200))  # older events never move it back
+    assert clock.lower_bound(T0) == clock.now() == T0 - timedelta(days=103)

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.buckets import DailyBuckets
+from streams.domain.buckets import WeekBuckets
 from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
 from streams.domain.features import (
     EngagementState,
@@ -23,7 +23,7 @@ def purchase(n: int, day: float, amount: int = 1000) -> Purchase:
 
 
 def fresh_purchases() -> PurchaseState:
-    return PurchaseState(RecentIds(1024), 56)
+    return PurchaseState(RecentIds(1024), 8)
 
 
 purchase_lists = st.lists(
@@ -61,7 +61,7 @@ def test_state_round_trips_through_json(events):
     state = fresh_purchases()
     for event in events:
         state.apply(event)
-    again = PurchaseState.from_json(loads(dumps(state.to_json())), 1024, 56)
+    again = PurchaseState.from_json(loads(dumps(state.to_json())), 1024, 8)
     assert again.signals() == state.signals()
     assert dumps(again.to_json()) == dumps(state.to_json())
 
@@ -72,7 +72,7 @@ def test_regular_buyer_rhythm_and_trends():
         state.apply(purchase(n, n * 7.0))
     signals = state.signals()
     assert signals["purchase.gap_mean_d"] == 7.0 and signals["purchase.gap_std_d"] == 0.0
-    assert signals["purchase.freq_trend"] == 1.0
+    assert 0.75 <= signals["purchase.freq_trend"] <= 1.35  # a partial week is noisy
     assert signals["purchase.orders_total"] == 10
 
 
@@ -85,16 +85,18 @@ def test_slowing_buyer_has_falling_frequency():
 
 
 def test_buckets_keep_a_bounded_window():
-    buckets = DailyBuckets(1)
-    for day in range(1000):
-        buckets.add(day, [1.0], keep_days=56)
-    assert len(buckets.days) == 56 and buckets.days[0] == 1000 - 56
-    buckets.add(10, [1.0], keep_days=56)  # far too old: ignored
-    assert buckets.days[0] == 944
+    buckets = WeekBuckets(1)
+    for day in range(7000):
+        buckets.add(day, [1.0], keep_weeks=8)
+    assert len(buckets.weeks) == 8 and buckets.weeks[0] == 999 - 7
+    assert buckets.total(992, 999) == [56.0]
+    assert buckets.active_days(999, 999) == list(range(6993, 7000))
+    buckets.add(10, [1.0], keep_weeks=8)  # far too old: ignored
+    assert buckets.weeks[0] == 992
 
 
 def test_engagement_weekly_and_trend():
-    state = EngagementState(RecentIds(64), 56)
+    state = EngagementState(RecentIds(64), 8)
     for day in range(0, 60, 2):
         state.apply(Engagement(f"e{day}", "c1", T0 + timedelta(days=day), "login"))
     signals = state.signals()
@@ -104,7 +106,7 @@ def test_engagement_weekly_and_trend():
 
 
 def test_support_tickets_resolve_in_any_order():
-    a, b = SupportState(RecentIds(64), 56), SupportState(RecentIds(64), 56)
+    a, b = SupportState(RecentIds(64), 8), SupportState(RecentIds(64), 8)
     opened = SupportEvent("s1", "c1", T0, "ticket_opened", ticket_id="t1", sentiment=-0.8)
     resolved = SupportEvent("s2", "c1", T0 + timedelta(hours=5), "ticket_resolved",
                             ticket_id="t1")
@@ -119,7 +121,7 @@ def test_support_tickets_resolve_in_any_order():
 
 
 def test_latest_nps_by_event_time_wins():
-    state = SupportState(RecentIds(64), 56)
+    state = SupportState(RecentIds(64), 8)
     state.apply(SupportEvent("n2", "c1", T0 + timedelta(days=10), "nps_response", nps=3))
     state.apply(SupportEvent("n1", "c1", T0, "nps_response", nps=10))
     assert state.signals()["support.nps"] == 3
@@ -141,9 +143,9 @@ def test_profile_older_change_never_overrides_newer():
 @given(st.integers(min_value=1, max_value=3))
 def test_year_of_daily_history_stays_small(seed):
     # a busy customer: a purchase and an engagement every day for a year
-    p, e = PurchaseState(RecentIds(64), 56), EngagementState(RecentIds(64), 56)
+    p, e = PurchaseState(RecentIds(16), 8), EngagementState(RecentIds(16), 8)
     for day in range(365):
         p.apply(purchase(day, float(day), 1000 + seed * day))
         e.apply(Engagement(f"customer-000123-e-{day:05d}", "c1",
                            T0 + timedelta(days=day), "session", count=3, duration_s=600))
-    assert len(dumps(p.to_json())) + len(dumps(e.to_json())) < 8000
+    assert len(dumps(p.to_json())) + len(dumps(e.to_json())) < 1000

@@ -42,6 +42,11 @@ def test_no_signals_means_no_score():
     assert compute_score(CONFIG, {}, now_d=100, segment="b2c", tenure_d=None) is None
 
 
+def test_profile_context_alone_makes_no_score():
+    assert compute_score(CONFIG, {"profile.products": 1.0}, now_d=100, segment="b2c",
+                         tenure_d=400) is None
+
+
 def test_purchase_only_history_scores_on_purchase_measures_alone():
     signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 10.0,
                "purchase.gap_std_d": 0.0}
@@ -91,7 +96,7 @@ def test_config_version_changes_with_content():
 
 @pytest.mark.parametrize(("edit", "message"), [
     (("enter_below = 45.0", "enter_below = 65.0"), "exit_above must be higher"),
-    (("purchase_recency = 0.6", "purchase_recenc = 0.6"), "groups.purchase.measures"),
+    (("purchase_recency = 0.7", "purchase_recenc = 0.7"), "groups.purchase.measures"),
     (("churn_reason = \"low_usage\"", "churn_reason = \"bored\""), "churn_reason"),
     (("[bands]", "[bandz]"), "bands"),
     (("curve = [[1.0, 100.0], [2.0, 65.0]", "curve = [[2.0, 100.0], [1.0, 65.0]"), "curve"),

@@ -1,0 +1,63 @@
+"""The in-process pipeline: silence detection with no further input for a customer."""
+
+from datetime import UTC, datetime, timedelta
+
+from streams.replay import LocalPipeline
+from streams.settings import Settings
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def settings():
+    return Settings(_env_file=None, clock="event", allowed_lateness_s=86400)
+
+
+def purchase(customer, n, day):
+    return ("Purchase", {"event_id": f"{customer}-{n}", "customer_id": customer,
+                         "occurred_at": T0 + timedelta(days=day), "order_id": f"o{n}",
+                         "amount_minor": 1500, "currency": "EUR", "items": 1,
+                         "channel": "web"})
+
+
+def history():
+    # "steady" buys weekly for 20 weeks; "quiet" buys weekly for 8 weeks, then stops
+    records = [purchase("steady", n, 7 * n) for n in range(20)]
+    records += [purchase("quiet", n, 7 * n + 1) for n in range(8)]
+    return sorted(records, key=lambda r: r[1]["occurred_at"])
+
+
+def test_silent_customer_is_flagged_by_the_timer_without_new_events():
+    pipeline = LocalPipeline(settings())
+    outputs = pipeline.run(history(), ticks=True)
+    alerts = [r for t, r in outputs if t == "CustomerAtRisk"]
+    assert [a["customer_id"] for a in alerts] == ["quiet"]
+    (alert,) = alerts
+    assert alert["reasons"][0]["code"] == "purchase_lapse"
+    last_purchase = T0 + timedelta(days=7 * 7 + 1)
+    lead = alert["occurred_at"] - last_purchase
+    # flagged once the gap passed its weekly rhythm clearly, well before the stream ended
+    assert timedelta(days=10) <= lead <= timedelta(days=25)
+    timer_changes = [r for t, r in outputs
+                     if t == "HealthScoreChanged" and r["trigger"] == "timer"]
+    assert timer_changes and all(r["customer_id"] == "quiet" for r in timer_changes)
+
+
+def test_without_ticks_silence_goes_unnoticed():
+    outputs = LocalPipeline(settings()).run(history(), ticks=False)
+    assert not [r for t, r in outputs if t == "CustomerAtRisk"]
+
+
+def test_replay_is_deterministic_and_duplicates_change_nothing():
+    once = LocalPipeline(settings()).run(history(), ticks=True)
+    doubled = []
+    for record in history():
+        doubled += [record, record]
+    twice = LocalPipeline(settings()).run(doubled, ticks=True)
+    assert once == twice
+
+
+def test_too_late_records_are_rejected_with_reason():
+    pipeline = LocalPipeline(settings())
+    pipeline.run(history())
+    pipeline.process(*purchase("steady", 99, 1))
+    assert [r.reason for r in pipeline.rejections] == ["too_late"]
