@@ -1,0 +1,60 @@
+# One entry point for local work and CI: `make test` runs exactly what CI runs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Lint only the folders that exist (git does not keep empty ones).
+LINT_PATHS := $(wildcard streams tests bench)
+PYTEST_ARGS ?=
+
+.PHONY: help venv kafka-jars lint test demo constraints clean
+
+help:
+	@echo "make venv         create $(VENV) and install churnwatch with its dev tools (pinned by constraints.txt)"
+	@echo "make kafka-jars   fetch the Apache Kafka jars used by scripts/kafka-local.sh"
+	@echo "make lint         ruff check"
+	@echo "make test         lint, then every test (unit, agents, integration with a real Kafka broker)"
+	@echo "make demo         run the end-to-end demo against a local broker"
+	@echo "make constraints  re-resolve the dependencies and rewrite constraints.txt"
+	@echo "make clean        remove $(VENV) and build and tool caches"
+
+venv: $(STAMP)
+
+# Re-installs whenever pyproject.toml or constraints.txt changes.
+$(STAMP): pyproject.toml constraints.txt
+	@if [[ ! -x "$(BIN)/python" ]]; then $(PYTHON) -m venv "$(VENV)"; fi
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' -c constraints.txt
+	$(BIN)/python -m pip check --disable-pip-version-check
+	@touch "$@"
+
+kafka-jars:
+	scripts/kafka-local.sh fetch
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+
+# pytest's exit status is make's: any failure, and exit 5 (no tests collected), fails.
+test: lint kafka-jars
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: venv kafka-jars
+	$(BIN)/churnwatch demo
+
+# Resolves the newest versions allowed by pyproject.toml in a scratch venv and pins them.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	{ echo "# Exact versions installed by 'make venv' (and so by CI). Regenerate: make constraints"; \
+	  .venv-constraints/bin/python -m pip freeze --disable-pip-version-check --exclude-editable \
+	    | grep -v -e '^pkg[-_]resources==' -e '^churnwatch' ; } > constraints.txt
+	rm -rf .venv-constraints
+
+clean:
+	rm -rf "$(VENV)" .venv-constraints build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path "./.git/*" -exec rm -rf {} +

@@ -1,0 +1,40 @@
+"""Fixtures for tests against a real Kafka broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streams.settings import Settings
+from streams.topics import delete_topics
+
+
+@pytest.fixture
+def make_settings(
+    make_settings: Callable[..., Settings], kafka_bootstrap: str
+) -> Callable[..., Settings]:
+    """Like the base ``make_settings``, with the session broker as the default bootstrap."""
+
+    def factory(**overrides: Any) -> Settings:
+        overrides.setdefault("kafka_bootstrap", kafka_bootstrap)
+        return make_settings(**overrides)
+
+    return factory
+
+
+@pytest.fixture
+def admin(kafka_bootstrap: str) -> AdminClient:
+    """An admin client connected to the session broker."""
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def drop_topics(admin: AdminClient) -> Iterator[Callable[[Settings], None]]:
+    """Register settings whose topics are deleted when the test ends."""
+    registered: list[Settings] = []
+    yield registered.append
+    for settings in registered:
+        delete_topics(settings, admin)
