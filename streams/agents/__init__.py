@@ -1,0 +1,31 @@
+"""The agents of a churnwatch worker, one per module, listed explicitly.
+
+Each module has ``register(app, runtime)``, which declares its tables and agents on the
+app. To add an event family, add a module here (see docs/adding-an-agent.md).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.runtime import Runtime
+
+AGENT_MODULES = (
+    "streams.agents.purchases",
+    "streams.agents.engagement",
+    "streams.agents.support",
+    "streams.agents.profile",
+    "streams.agents.erasure",
+    "streams.agents.scorer",
+    "streams.agents.lapse",
+)
+
+
+def register_all(app: faust.App, runtime: Runtime) -> None:
+    """Declare every agent of ``AGENT_MODULES`` on the app."""
+    for name in AGENT_MODULES:
+        import_module(name).register(app, runtime)

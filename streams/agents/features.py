@@ -1,0 +1,41 @@
+"""The shape every feature agent shares: input topic -> feature state -> SignalUpdate.
+
+A feature agent module names its :class:`~streams.pipeline.FeatureFamily` and calls
+:func:`register_feature_agent`. The agent body decodes and validates (dead-lettering bad
+records), applies the event to the customer's feature state (ignoring duplicates), and
+publishes the family's signals for the scorer on the same partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from streams.pipeline import FeatureFamily, feature_step
+from streams.runtime import Runtime
+
+
+def register_feature_agent(app: faust.App, rt: Runtime, family: FeatureFamily) -> Any:
+    """Declare the family's state table and agent on the app; returns the agent."""
+    table = rt.table(family.table, f"{family.family} features per customer")
+
+    async def process(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for record in stream.events():
+            done = rt.timed(family.step)
+            event = await rt.accept(record.message, family.record_type, family.step)
+            if event is not None:
+                result = feature_step(family, table, event, rt.settings)
+                if result.changed:
+                    rt.metrics.events_accepted.labels(family.step).inc()
+                    await rt.send_signals(event=event, family=family.family,
+                                          partition=record.message.partition,
+                                          signals=result.signals)
+                else:
+                    rt.metrics.duplicates.labels(family.step).inc()
+            done()
+            yield None
+
+    return app.agent(rt.topic(family.topic), name=f"churnwatch.{family.step}",
+                     concurrency=1)(process)

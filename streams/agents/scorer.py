@@ -1,0 +1,45 @@
+"""The scorer: SignalUpdates in; HealthScoreChanged, CustomerAtRisk, CustomerRecovered out.
+
+The scorer knows only signals (by name) and the scoring config; it reads the profile table
+(same customer, same partition) for segment, tenure, fit and consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from streams.codec import DecodeError
+from streams.domain.events import Rejection
+from streams.pipeline import HEALTH_TABLE, PROFILE_TABLE, score_step
+from streams.runtime import Runtime
+from streams.settings import TOPIC_SIGNALS
+
+STEP = "scorer"
+
+
+def register(app: faust.App, rt: Runtime) -> Any:
+    health_table = rt.table(HEALTH_TABLE, "signals, score and alert state per customer")
+    profiles = rt.table(PROFILE_TABLE, "profile features per customer")
+
+    async def scorer(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for record in stream.events():
+            done = rt.timed(STEP)
+            message = record.message
+            rt.metrics.events_consumed.labels(message.topic, STEP).inc()
+            try:
+                _, update = rt.codec.decode(message.value, "SignalUpdate")
+            except DecodeError as exc:
+                await rt.dead_letter(message, Rejection(exc.reason, str(exc)), STEP)
+            else:
+                result = score_step(health_table, profiles, update, rt.scoring, rt.settings,
+                                    message.partition)
+                if result.due_ms is not None:
+                    rt.due.schedule(update["customer_id"], result.due_ms, message.partition)
+                await rt.publish(result.outputs, STEP)
+            done()
+            yield None
+
+    return app.agent(rt.topic(TOPIC_SIGNALS), name="churnwatch.scorer", concurrency=1)(scorer)

@@ -1,0 +1,37 @@
+"""Build the Faust app from the settings object. Never imports agents."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.settings import Settings
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """Faust broker URLs for a comma-separated bootstrap list."""
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def create_app(settings: Settings) -> faust.App:
+    """The one Faust app of a churnwatch process, configured from ``settings``."""
+    return faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        web_metrics_enabled=False,
+    )

@@ -1,0 +1,76 @@
+"""Intake of one input record: decode, validate, check event time. No Faust, no I/O.
+
+Returns the typed event, or a :class:`Rejection` that becomes a dead-letter record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from streams.codec import Codec, DecodeError
+from streams.domain.clock import Clock
+from streams.domain.events import (
+    ErasureRequest,
+    Event,
+    InvalidEvent,
+    Rejection,
+    check_event_time,
+    parse_event,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    allowed_lateness: timedelta
+    max_future: timedelta
+
+
+def _field(record: dict[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    return value if isinstance(value, str) else None
+
+
+def intake(
+    raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, limits: Limits,
+    wall_now: datetime,
+) -> Event | Rejection:
+    """Turn raw bytes from an input topic into an accepted event or a rejection."""
+    if not raw:
+        return Rejection("malformed", "empty record value")
+    try:
+        type_name, record = codec.decode(raw, expected)
+    except DecodeError as exc:
+        return Rejection(exc.reason, str(exc))
+    try:
+        event = parse_event(type_name, record)
+        if not isinstance(event, ErasureRequest):  # an erasure request is never too late
+            check_event_time(event.occurred_at, now=wall_now,
+                             lower_bound=clock.lower_bound(wall_now),
+                             max_future=limits.max_future)
+    except InvalidEvent as exc:
+        return Rejection(exc.reason, str(exc), _field(record, "event_id"),
+                         _field(record, "customer_id"))
+    clock.observe(event.occurred_at)
+    return event
+
+
+def dead_letter_record(
+    rejection: Rejection, *, topic: str, partition: int, offset: int, key: bytes | None,
+    payload: bytes | None, step: str, failed_at: datetime,
+) -> dict[str, Any]:
+    """The DeadLetter record for a rejected input record."""
+    return {
+        "event_id": rejection.event_id,
+        "customer_id": rejection.customer_id,
+        "source_topic": topic,
+        "source_partition": partition,
+        "source_offset": offset,
+        "key": key,
+        "payload": payload or b"",
+        "reason": rejection.reason,
+        "error": rejection.error,
+        "step": step,
+        "failed_at": failed_at,
+    }

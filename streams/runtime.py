@@ -1,0 +1,167 @@
+"""What every agent of one worker shares: settings, codec, scoring config, clock, metrics,
+topic handles, and the routing of outputs and dead letters.
+
+One ``Runtime`` is built per process by ``streams.worker`` and passed to each agent
+module's ``register`` function; nothing here is module-global.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import faust
+
+from streams.codec import Codec, build_codec
+from streams.domain.clock import Clock, make_clock
+from streams.domain.due import DueIndex
+from streams.domain.events import Event, Rejection
+from streams.domain.scoring import ScoringConfig, load_config
+from streams.intake import Limits, dead_letter_record, intake
+from streams.logs import customer_ref
+from streams.metrics import Metrics
+from streams.pipeline import signal_update
+from streams.settings import (
+    TOPIC_AT_RISK,
+    TOPIC_DEAD_LETTER,
+    TOPIC_HEALTH,
+    TOPIC_RECOVERED,
+    TOPIC_SIGNALS,
+    Settings,
+)
+
+log = logging.getLogger("churnwatch")
+
+#: Output record type -> logical topic.
+OUTPUT_TOPIC_OF = {
+    "HealthScoreChanged": TOPIC_HEALTH,
+    "CustomerAtRisk": TOPIC_AT_RISK,
+    "CustomerRecovered": TOPIC_RECOVERED,
+}
+
+
+class Message(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Runtime:
+    """Per-process shared services for the agents."""
+
+    def __init__(self, app: faust.App, settings: Settings, *, codec: Codec | None = None,
+                 scoring: ScoringConfig | None = None, clock: Clock | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.codec = codec if codec is not None else build_codec(settings)
+        self.scoring = scoring if scoring is not None else load_config(settings.scoring_config)
+        lateness = timedelta(seconds=settings.allowed_lateness_s)
+        self.clock = clock if clock is not None else make_clock(settings.clock, lateness)
+        self.limits = Limits(lateness, timedelta(seconds=settings.max_future_s))
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._topics: dict[str, faust.TopicT] = {}
+        self.tables: dict[str, Any] = {}
+        self.ready = False
+        self.due = DueIndex()  # silence checks of this worker's customers
+        self.due_stale = True  # rebuild the index from the health table after a rebalance
+
+    def recovered(self) -> bool:
+        """True once this worker's tables are recovered from their changelogs."""
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        return not self.app.in_recovery and bool(recovery.completed.is_set())
+
+    # -- topics and tables ---------------------------------------------------------------
+    def topic(self, logical: str) -> faust.TopicT:
+        """The Faust topic for a logical name (raw bytes keys and values)."""
+        if logical not in self._topics:
+            self._topics[logical] = self.app.topic(
+                self.settings.topic(logical), key_type=bytes, value_type=bytes,
+                key_serializer="raw", value_serializer="raw",
+                partitions=self.settings.partitions)
+        return self._topics[logical]
+
+    def table(self, name: str, help_text: str) -> Any:
+        """A per-customer state table (bytes keys and values), shared by name."""
+        if name not in self.tables:
+            self.tables[name] = self.app.Table(
+                name, default=None, key_type=bytes, value_type=bytes,  # raw serializers
+                partitions=self.settings.partitions, help=help_text)
+        return self.tables[name]
+
+    # -- intake --------------------------------------------------------------------------
+    async def accept(self, message: Message, expected: str, step: str) -> Event | None:
+        """Decode and validate one input record; route it away and return None if bad.
+
+        A record whose Kafka key is not its customer id is re-sent with the right key (so
+        that all of a customer's state stays on one partition) and not processed here.
+        """
+        self.metrics.events_consumed.labels(message.topic, step).inc()
+        result = intake(message.value, expected, codec=self.codec, clock=self.clock,
+                        limits=self.limits, wall_now=datetime.now(UTC))
+        if isinstance(result, Rejection):
+            await self.dead_letter(message, result, step)
+            return None
+        key = result.customer_id.encode()
+        if message.key != key:
+            self.metrics.rekeyed.labels(step).inc()
+            log.info("re-keyed record", extra={"step": step, "topic": message.topic,
+                                               "offset": message.offset})
+            await self.app.producer.send(message.topic, key, message.value, None, None, None)
+            return None
+        return result
+
+    async def dead_letter(self, message: Message, rejection: Rejection, step: str) -> None:
+        now = datetime.now(UTC)
+        record = dead_letter_record(
+            rejection, topic=message.topic, partition=message.partition,
+            offset=message.offset, key=message.key, payload=message.value, step=step,
+            failed_at=now)
+        headers = [("churnwatch.reason", rejection.reason.encode()),
+                   ("churnwatch.step", step.encode()),
+                   ("churnwatch.source", f"{message.topic}/{message.partition}/"
+                                         f"{message.offset}".encode())]
+        await self.topic(TOPIC_DEAD_LETTER).send(
+            key=message.key, value=self.codec.encode("DeadLetter", record), headers=headers)
+        self.metrics.dead_letters.labels(step, rejection.reason).inc()
+        log.warning("dead-lettered %s/%s/%s: %s (%s)", message.topic, message.partition,
+                    message.offset, rejection.reason, rejection.error,
+                    extra={"step": step, "reason": rejection.reason,
+                           "customer": self.customer_ref(rejection.customer_id)})
+
+    def customer_ref(self, customer_id: str | None) -> str | None:
+        return customer_ref(customer_id, hashed=self.settings.hash_customer_ids_in_logs)
+
+    # -- outputs ---------------------------------------------------------------------------
+    async def send_signals(self, *, event: Event, family: str, partition: int,
+                           signals: dict[str, float]) -> None:
+        """Publish a SignalUpdate on the partition the source event came from."""
+        record = signal_update(event, family, signals)
+        await self.send_update(record, partition)
+
+    async def send_update(self, record: dict[str, Any], partition: int) -> None:
+        await self.topic(TOPIC_SIGNALS).send(
+            key=record["customer_id"].encode(), value=self.codec.encode("SignalUpdate", record),
+            partition=partition)
+
+    async def publish(self, outputs: list[tuple[str, dict[str, Any]]], step: str) -> None:
+        """Send output records, each keyed by its customer id."""
+        for type_name, record in outputs:
+            await self.topic(OUTPUT_TOPIC_OF[type_name]).send(
+                key=record["customer_id"].encode(), value=self.codec.encode(type_name, record),
+                headers=[("churnwatch.type", type_name.encode()),
+                         ("churnwatch.event_id", record["event_id"].encode())])
+            self.metrics.outputs.labels(type_name, record.get("band") or "").inc()
+            log.info("published %s %s", type_name, record["event_id"],
+                     extra={"step": step, "customer": self.customer_ref(record["customer_id"])})
+
+    def timed(self, step: str) -> Callable[[], None]:
+        """Start timing one record's processing; call the result when done."""
+        start = time.perf_counter()
+        histogram = self.metrics.processing_seconds.labels(step)
+        return lambda: histogram.observe(time.perf_counter() - start)

@@ -1,0 +1,34 @@
+"""The worker's own HTTP views: /metrics, /live and /ready."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from streams.runtime import Runtime
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(rt.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/live")
+    async def live(web: Any, request: Any) -> Any:
+        return web.json({"status": "live"})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        if rt.ready and rt.recovered():
+            return web.json({"status": "ready"})
+        return web.json({"status": "starting"}, status=503)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _rebalanced(sender: Any, **kwargs: Any) -> None:
+        rt.ready = True
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        rt.ready = False

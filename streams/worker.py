@@ -1,0 +1,37 @@
+"""Assemble and run a churnwatch worker process."""
+
+from __future__ import annotations
+
+import faust
+
+from streams import web
+from streams.agents import register_all
+from streams.app import create_app
+from streams.logs import logging_config
+from streams.metrics import Metrics
+from streams.runtime import Runtime
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+
+def build(settings: Settings, metrics: Metrics | None = None) -> tuple[faust.App, Runtime]:
+    """The app with every agent and web view declared, and its runtime."""
+    app = create_app(settings)
+    runtime = Runtime(app, settings, metrics=metrics)
+    register_all(app, runtime)
+    web.register(app, runtime)
+    return app, runtime
+
+
+def run(settings: Settings) -> None:
+    """Create the topics if asked to, then run a worker until it is stopped."""
+    ensure_topics(settings, create=settings.create_topics)
+    app, _ = build(settings)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.upper(), quiet=True,
+        logging_config=logging_config(settings.log_level, json_lines=settings.log_json))
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    run(Settings())

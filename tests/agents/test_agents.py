@@ -1,0 +1,121 @@
+"""Agents through Faust's test_context with memory tables; every send is mocked and
+asserted on (an unmocked send would pass silently)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from unittest.mock import AsyncMock
+
+import pytest
+
+from streams.agents import erasure, purchases, scorer
+from streams.app import create_app
+from streams.runtime import Runtime
+from streams.settings import (
+    TOPIC_AT_RISK,
+    TOPIC_DEAD_LETTER,
+    TOPIC_HEALTH,
+    TOPIC_RECOVERED,
+    TOPIC_SIGNALS,
+)
+
+T0 = datetime(2026, 2, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+async def runtime(make_settings):
+    # async: the app binds to the test's running event loop instead of making its own
+    settings = make_settings(clock="event")
+    app = create_app(settings)
+    rt = Runtime(app, settings)
+    for logical in (TOPIC_SIGNALS, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_AT_RISK,
+                    TOPIC_RECOVERED):
+        rt.topic(logical).send = AsyncMock()  # type: ignore[method-assign]
+    yield rt
+    # test_context never starts the consumer Faust makes lazily, so close the event loop
+    # its (never started) thread created
+    thread = getattr(app._consumer, "_thread", None)
+    loop = getattr(thread, "thread_loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.close()
+
+
+def sent(rt, logical):
+    return [call.kwargs for call in rt.topic(logical).send.await_args_list]
+
+
+def purchase(n, day, customer="c1", amount=1000):
+    return {"event_id": f"{customer}-{n}", "customer_id": customer,
+            "occurred_at": T0 + timedelta(days=day), "order_id": f"o{n}",
+            "amount_minor": amount, "currency": "EUR", "items": 1, "channel": "web"}
+
+
+async def test_purchase_agent_emits_signals_once_per_event_id(runtime):
+    agent = purchases.register(runtime.app, runtime)
+    codec = runtime.codec
+    async with agent.test_context() as ctx:
+        for record in (purchase(1, 0), purchase(2, 7), purchase(2, 7)):
+            await ctx.put(key=b"c1", value=codec.encode("Purchase", record))
+    updates = [codec.decode(s["value"], "SignalUpdate")[1] for s in sent(runtime, TOPIC_SIGNALS)]
+    assert [u["event_id"] for u in updates] == ["c1-1", "c1-2"]
+    assert updates[1]["signals"]["purchase.last_at_d"] == pytest.approx(
+        (T0 + timedelta(days=7)).timestamp() / 86400)
+    assert all(s["key"] == b"c1" for s in sent(runtime, TOPIC_SIGNALS))
+    assert runtime.metrics.duplicates.labels("purchases")._value.get() == 1
+    assert b"c1" in runtime.tables["purchase-features"]
+
+
+async def test_purchase_agent_dead_letters_bad_bytes_and_goes_on(runtime):
+    agent = purchases.register(runtime.app, runtime)
+    codec = runtime.codec
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"c1", value=b"\x00garbage")
+        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(1, 0, amount=-5)))
+        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(2, 0)))
+    letters = [codec.decode(s["value"], "DeadLetter")[1] for s in sent(runtime, TOPIC_DEAD_LETTER)]
+    assert [d["reason"] for d in letters] == ["malformed", "invalid_field"]
+    assert letters[0]["payload"] == b"\x00garbage"
+    headers = dict(sent(runtime, TOPIC_DEAD_LETTER)[1]["headers"])
+    assert headers["churnwatch.reason"] == b"invalid_field"
+    assert len(sent(runtime, TOPIC_SIGNALS)) == 1
+
+
+async def test_scorer_publishes_health_then_at_risk(runtime):
+    agent = scorer.register(runtime.app, runtime)
+    codec = runtime.codec
+    day = T0.timestamp() / 86400
+
+    def update(event_id, at_day, signals):
+        return codec.encode("SignalUpdate", {
+            "event_id": event_id, "customer_id": "c1",
+            "occurred_at": datetime.fromtimestamp(at_day * 86400, tz=UTC),
+            "family": "purchase", "signals": signals})
+
+    rhythm = {"purchase.last_at_d": day, "purchase.gap_mean_d": 7.0, "purchase.gap_std_d": 0.0}
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"c1", value=update("u1", day, rhythm))
+        await ctx.put(key=b"c1", value=update("u2", day + 1, rhythm))  # no move: no output
+        await ctx.put(key=b"c1", value=update("u3", day + 40, rhythm))
+    health = [codec.decode(s["value"], "HealthScoreChanged")[1]
+              for s in sent(runtime, TOPIC_HEALTH)]
+    assert [(h["event_id"], h["band"]) for h in health] == [
+        ("c1:health:u1", "healthy"), ("c1:health:u3", "at_risk")]
+    (alert,) = [codec.decode(s["value"], "CustomerAtRisk")[1]
+                for s in sent(runtime, TOPIC_AT_RISK)]
+    assert alert["event_id"] == "c1:health_at_risk:1"
+    assert alert["contactable"] is False  # no profile: no consent known
+
+
+async def test_erasure_deletes_state_and_tombstones_outputs(runtime):
+    feature_agent = purchases.register(runtime.app, runtime)
+    erase_agent = erasure.register(runtime.app, runtime)
+    codec = runtime.codec
+    async with feature_agent.test_context() as ctx:
+        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(1, 0)))
+    assert b"c1" in runtime.tables["purchase-features"]
+    request = {"event_id": "x1", "customer_id": "c1", "occurred_at": T0}
+    async with erase_agent.test_context() as ctx:
+        await ctx.put(key=b"c1", value=codec.encode("ErasureRequest", request))
+    assert b"c1" not in runtime.tables["purchase-features"]
+    for logical in (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED):
+        assert sent(runtime, logical) == [{"key": b"c1", "value": None}]
