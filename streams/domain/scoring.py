@@ -63,6 +63,9 @@ class Group(_Strict):
     measures: dict[str, float]
     #: a context group (e.g. products held) adjusts a score but never makes one alone
     context: bool = False
+    #: a measure of this group whose points cap the others' (a trend measured as of the
+    #: last purchase cannot look better than the silence since that purchase)
+    capped_by: str | None = None
 
 
 class Profile(_Strict):
@@ -141,6 +144,9 @@ class ScoringConfig(_Strict):
     @model_validator(mode="after")
     def _references(self) -> ScoringConfig:
         for gname, group in self.groups.items():
+            if group.capped_by is not None and group.capped_by not in group.measures:
+                raise ValueError(f"groups.{gname}.capped_by: '{group.capped_by}' is not a "
+                                 "measure of this group")
             for mname, weight in group.measures.items():
                 if mname not in self.measures:
                     raise ValueError(f"groups.{gname}.measures: unknown measure '{mname}'")
@@ -298,7 +304,7 @@ def compute_score(
     profile_name = config.profile_for(segment, tenure_d)
     profile = config.profiles[profile_name]
     seg = config.segment(segment)
-    present: list[tuple[float, list[tuple[str, float, float]]]] = []
+    present: list[tuple[str, float, list[tuple[str, float, float]]]] = []
     behavioural = False
     for gname, gweight in profile.groups.items():
         if gweight <= 0:
@@ -311,21 +317,22 @@ def compute_score(
             if value is not None:
                 found.append((mname, mweight, value))
         if found:
-            present.append((gweight, found))
+            present.append((gname, gweight, found))
             behavioural = behavioural or not config.groups[gname].context
     if not behavioural:
         return None
-    total_group = sum(g for g, _ in present)
+    total_group = sum(g for _, g, _ in present)
     contributions = []
-    for gweight, found in present:
+    for gname, gweight, found in present:
         total_measure = sum(w for _, w, _ in found)
+        points = {m: interpolate(config.measures[m].curve, v) for m, _, v in found}
+        cap = points.get(config.groups[gname].capped_by or "")
         for mname, mweight, value in found:
-            measure = config.measures[mname]
             contributions.append(Contribution(
                 measure=mname,
-                signal=measure.signal,
+                signal=config.measures[mname].signal,
                 value=value,
-                points=interpolate(measure.curve, value),
+                points=points[mname] if cap is None else min(points[mname], cap),
                 weight=(gweight / total_group) * (mweight / total_measure),
             ))
     score = min(100.0, max(0.0, sum(c.contribution for c in contributions)))

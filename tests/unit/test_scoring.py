@@ -71,6 +71,17 @@ def test_recency_is_measured_against_the_customers_own_rhythm():
     assert weekly.band == "at_risk" and quarterly.band == "healthy"
 
 
+def test_stale_trends_cannot_outweigh_a_lapse():
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 7.0,
+               "purchase.gap_std_d": 0.0, "purchase.freq_trend": 1.1,
+               "purchase.spend_trend": 1.1}
+    fresh = compute_score(CONFIG, signals, now_d=101, segment="b2c", tenure_d=400)
+    lapsed = compute_score(CONFIG, signals, now_d=135, segment="b2c", tenure_d=400)
+    assert fresh is not None and lapsed is not None
+    assert fresh.score > 90
+    assert lapsed.score == 0.0 and all(c.points == 0.0 for c in lapsed.contributions)
+
+
 def test_new_customer_uses_segment_norm():
     score = compute_score(CONFIG, {"purchase.last_at_d": 100.0}, now_d=115, segment="b2c",
                           tenure_d=400)
@@ -96,9 +107,10 @@ def test_config_version_changes_with_content():
 
 @pytest.mark.parametrize(("edit", "message"), [
     (("enter_below = 45.0", "enter_below = 65.0"), "exit_above must be higher"),
-    (("purchase_recency = 0.7", "purchase_recenc = 0.7"), "groups.purchase.measures"),
+    (("purchase_recency = 0.7", "purchase_recenc = 0.7"), "groups.purchase"),
     (("churn_reason = \"low_usage\"", "churn_reason = \"bored\""), "churn_reason"),
     (("[bands]", "[bandz]"), "bands"),
+    (('capped_by = "purchase_recency"', 'capped_by = "nps"'), "groups.purchase.capped_by"),
     (("curve = [[1.0, 100.0], [2.0, 65.0]", "curve = [[2.0, 100.0], [1.0, 65.0]"), "curve"),
 ])
 def test_invalid_config_names_the_bad_key(edit, message):

@@ -1,0 +1,160 @@
+"""The real worker process on the real broker: scripted histories in, decoded outputs out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from streams.codec import build_codec
+from streams.kafka_io import collect, produce_raw, produce_records
+from streams.replay import LocalPipeline
+from streams.settings import (
+    TOPIC_AT_RISK,
+    TOPIC_DEAD_LETTER,
+    TOPIC_HEALTH,
+    TOPIC_PURCHASES,
+    TOPIC_RECOVERED,
+    Settings,
+)
+from streams.topics import ensure_topics
+from tests.integration.workers import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
+OUTPUTS = [TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED]
+
+
+def profile(customer: str, *, at: datetime = T0, email: bool = True) -> tuple[str, dict]:
+    return ("ProfileChange", {
+        "event_id": f"{customer}-profile-1", "customer_id": customer, "occurred_at": at,
+        "segment": "b2c", "signup_at": at - timedelta(days=400), "plan": "standard",
+        "mrr_minor": 5000, "cost_to_serve_minor": 1000, "currency": "EUR", "products": 1,
+        "referrals": 0, "consent": {"email": email, "sms": False, "phone": False,
+                                    "push": False}})
+
+
+def purchase(customer: str, n: int, day: float, amount: int = 2500) -> tuple[str, dict]:
+    return ("Purchase", {
+        "event_id": f"{customer}-p-{n}", "customer_id": customer,
+        "occurred_at": T0 + timedelta(days=day), "order_id": f"{customer}-o-{n}",
+        "amount_minor": amount, "currency": "EUR", "items": 1, "channel": "web"})
+
+
+def login(customer: str, n: int, day: float) -> tuple[str, dict]:
+    return ("Engagement", {
+        "event_id": f"{customer}-e-{n}", "customer_id": customer,
+        "occurred_at": T0 + timedelta(days=day), "kind": "login", "count": 1,
+        "duration_s": None, "feature": None})
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Settings:
+    # no silence ticks here: these tests pin the exact order of evaluations
+    s = make_settings(kafka_bootstrap=kafka_bootstrap, clock="event",
+                      lapse_check_interval_s=3600)
+    ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, worker):
+    codec = build_codec(settings)
+    phases = [
+        [profile("alice")],
+        [purchase("alice", n, 7.0 * n) for n in range(8)],
+        [login("alice", 1, 84.0)],  # five weeks after the last weekly purchase
+    ]
+    consumed = 0
+    for phase in phases:
+        produce_records(settings, codec, phase)
+        consumed += len(phase)
+        worker.wait_metric("churnwatch_events_consumed_total", consumed, step="scorer")
+
+    outputs = collect(settings, codec, OUTPUTS, timeout=60,
+                      until=lambda got: any(t == "CustomerAtRisk" for _, t, _ in got))
+    got = [(type_name, record) for _, type_name, record in outputs]
+
+    # the same records through the same domain code in process give the same outputs
+    expected = LocalPipeline(settings).run(r for phase in phases for r in phase)
+    assert got == expected
+
+    health = [r for t, r in got if t == "HealthScoreChanged"]
+    assert [(h["previous_band"], h["band"]) for h in health] == [
+        (None, "healthy"), ("healthy", "at_risk")]
+    first = {c["signal"]: c for c in health[0]["contributions"]}
+    assert set(first) == {"purchase_recency", "products_held"}  # the profile is known
+    assert first["purchase_recency"]["points"] == 100.0
+    assert health[1]["occurred_at"] == T0 + timedelta(days=84)
+    assert {c["signal"] for c in health[1]["contributions"]} >= {
+        "purchase_recency", "engagement_recency"}
+    (alert,) = [r for t, r in got if t == "CustomerAtRisk"]
+    assert alert["event_id"] == "alice:health_at_risk:1"
+    assert alert["reasons"][0]["code"] == "purchase_lapse"
+    assert alert["churn_reason"] == "roi_not_seen"
+    assert alert["route_to_team"] == "customer_success"
+    assert (alert["fit_status"], alert["profitability"]) == ("grow", 0.8)
+    assert alert["contactable"] is True and alert["channels"] == ["email"]
+    assert alert["suggested_play"].startswith("Incentive: 20% off")
+    assert alert["config_version"] == health[1]["config_version"]
+
+
+def test_bad_records_are_dead_lettered_and_the_worker_keeps_going(settings, worker):
+    codec = build_codec(settings)
+    _, good = purchase("bob", 1, 1.0)
+    negative = dict(good, event_id="neg", amount_minor=-100)
+    future = dict(good, event_id="fut", occurred_at=datetime.now(UTC) + timedelta(days=30))
+    _, engagement = login("bob", 1, 1.0)
+    foreign = b"\xc3\x01" + bytes(range(8)) + b"\x02ab"
+    bad = [
+        (b"not avro at all", "malformed"),
+        (foreign, "unknown_schema"),
+        (codec.encode("Engagement", engagement), "wrong_schema"),
+        (codec.encode("Purchase", negative), "invalid_field"),
+        (codec.encode("Purchase", future), "in_future"),
+    ]
+    for payload, _ in bad:
+        produce_raw(settings, TOPIC_PURCHASES, b"bob", payload)
+    produce_records(settings, codec, [("Purchase", good)])
+
+    letters = collect(settings, codec, [TOPIC_DEAD_LETTER], timeout=60,
+                      until=lambda got: len(got) >= len(bad))
+    assert [(r["payload"], r["reason"]) for _, _, r in letters] == bad
+    for _, type_name, record in letters:
+        assert type_name == "DeadLetter"
+        assert record["source_topic"] == settings.topic(TOPIC_PURCHASES)
+        assert record["step"] == "purchases" and record["error"]
+    assert len({(r["source_partition"], r["source_offset"]) for _, _, r in letters}) == 5
+    assert letters[3][2]["event_id"] == "neg" and "amount_minor" in letters[3][2]["error"]
+
+    health = collect(settings, codec, [TOPIC_HEALTH], timeout=60, until=bool)
+    assert [(r["customer_id"], r["band"]) for _, _, r in health] == [("bob", "healthy")]
+    assert worker.metric("churnwatch_dead_letters_total", step="purchases") == 5
+    assert worker.proc.poll() is None
+
+
+def test_duplicates_and_wrong_keys(settings, worker):
+    codec = build_codec(settings)
+    first = purchase("carol", 1, 1.0)
+    produce_records(settings, codec, [first, first, first])
+    # a record keyed by something other than its customer id is re-keyed, not lost
+    produce_raw(settings, TOPIC_PURCHASES, b"wrong-key", codec.encode(*purchase("dave", 1, 1.0)))
+    worker.wait_metric("churnwatch_duplicate_events_total", 2, step="purchases")
+    worker.wait_metric("churnwatch_events_accepted_total", 2, step="purchases")
+    health = collect(settings, codec, [TOPIC_HEALTH], timeout=60,
+                     until=lambda got: len(got) >= 2)
+    assert sorted(r["customer_id"] for _, _, r in health) == ["carol", "dave"]
+    assert worker.metric("churnwatch_rekeyed_events_total", step="purchases") == 1
+    assert worker.metric("churnwatch_events_accepted_total", step="purchases") == 2
