@@ -8,13 +8,28 @@ publishes the family's signals for the scorer on the same partition.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 
-from streams.pipeline import FeatureFamily, feature_step
-from streams.runtime import Runtime
+from streams.domain.events import Event, Rejection
+from streams.pipeline import FeatureFamily, FeatureResult, feature_step
+from streams.runtime import Message, Runtime
+
+log = logging.getLogger("churnwatch.features")
+
+
+async def publish_signals(rt: Runtime, family: FeatureFamily, event: Event, message: Message,
+                          result: FeatureResult) -> None:
+    """Count the outcome of a feature step and send its signals to the scorer."""
+    if not result.changed:
+        rt.metrics.duplicates.labels(family.step).inc()
+        return
+    rt.metrics.events_accepted.labels(family.step).inc()
+    await rt.send_signals(event=event, family=family.family, partition=message.partition,
+                          signals=result.signals)
 
 
 def register_feature_agent(app: faust.App, rt: Runtime, family: FeatureFamily) -> Any:
@@ -26,14 +41,15 @@ def register_feature_agent(app: faust.App, rt: Runtime, family: FeatureFamily) -
             done = rt.timed(family.step)
             event = await rt.accept(record.message, family.record_type, family.step)
             if event is not None:
-                result = feature_step(family, table, event, rt.settings)
-                if result.changed:
-                    rt.metrics.events_accepted.labels(family.step).inc()
-                    await rt.send_signals(event=event, family=family.family,
-                                          partition=record.message.partition,
-                                          signals=result.signals)
+                try:
+                    result = feature_step(family, table, event, rt.settings)
+                except (ValueError, TypeError, KeyError) as exc:  # a defect: route it
+                    await rt.dead_letter(record.message, Rejection(
+                        "processing_error", repr(exc), event.event_id, event.customer_id),
+                        family.step)
+                    log.exception("cannot apply event", extra={"step": family.step})
                 else:
-                    rt.metrics.duplicates.labels(family.step).inc()
+                    await publish_signals(rt, family, event, record.message, result)
             done()
             yield None
 

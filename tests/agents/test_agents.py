@@ -119,3 +119,17 @@ async def test_erasure_deletes_state_and_tombstones_outputs(runtime):
     assert b"c1" not in runtime.tables["purchase-features"]
     for logical in (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED):
         assert sent(runtime, logical) == [{"key": b"c1", "value": None}]
+
+
+async def test_a_defect_while_applying_is_dead_lettered_and_the_agent_goes_on(runtime):
+    agent = purchases.register(runtime.app, runtime)
+    codec = runtime.codec
+    runtime.tables["purchase-features"].data[b"broken"] = b"{not json"  # corrupt state
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"broken", value=codec.encode("Purchase", purchase(1, 0, "broken")))
+        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(2, 0)))
+    (letter,) = [codec.decode(s["value"], "DeadLetter")[1]
+                 for s in sent(runtime, TOPIC_DEAD_LETTER)]
+    assert letter["reason"] == "processing_error"
+    assert letter["customer_id"] == "broken" and "JSONDecodeError" in letter["error"]
+    assert [s["key"] for s in sent(runtime, TOPIC_SIGNALS)] == [b"c1"]
