@@ -7,6 +7,7 @@ import faust
 from streams import web
 from streams.agents import register_all
 from streams.app import create_app
+from streams.codec import RegistryCodec
 from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.runtime import Runtime
@@ -26,7 +27,9 @@ def build(settings: Settings, metrics: Metrics | None = None) -> tuple[faust.App
 def run(settings: Settings) -> None:
     """Create the topics if asked to, then run a worker until it is stopped."""
     ensure_topics(settings, create=settings.create_topics)
-    app, _ = build(settings)
+    app, runtime = build(settings)
+    if isinstance(runtime.codec, RegistryCodec):
+        runtime.codec.warm_up()  # register our schemas before any agent needs them
     worker = faust.Worker(
         app, loglevel=settings.log_level.upper(), quiet=True,
         logging_config=logging_config(settings.log_level, json_lines=settings.log_json))
