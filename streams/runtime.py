@@ -26,6 +26,7 @@ from streams.metrics import Metrics
 from streams.pipeline import signal_update
 from streams.settings import (
     TOPIC_AT_RISK,
+    TOPIC_CHAMPIONS,
     TOPIC_DEAD_LETTER,
     TOPIC_HEALTH,
     TOPIC_RECOVERED,
@@ -40,6 +41,7 @@ OUTPUT_TOPIC_OF = {
     "HealthScoreChanged": TOPIC_HEALTH,
     "CustomerAtRisk": TOPIC_AT_RISK,
     "CustomerRecovered": TOPIC_RECOVERED,
+    "CustomerChampion": TOPIC_CHAMPIONS,
 }
 
 

@@ -140,6 +140,8 @@ class PurchaseState:
         last_day = day_of_ms(self.last_ms)
         ref = last_day // 7
         half = self.keep_weeks // 2
+        orders_28d, spend_28d = self.buckets.total(ref - 3, ref)
+        out["purchase.orders_28d"], out["purchase.spend_28d"] = orders_28d, spend_28d
         if self.first_day // 7 <= ref - 2 * half + 1:
             recent = self.buckets.total(ref - half + 1, ref)
             prior = self.buckets.total(ref - 2 * half + 1, ref - half)

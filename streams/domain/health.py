@@ -7,6 +7,7 @@ records (type name and Avro-ready dict) to publish. Pure: no I/O, no clock reads
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,22 @@ class CustomerHealth:
     alert: AlertState = field(default_factory=AlertState)
     due_ms: int | None = None  # next silence check
     partition: int = 0  # where this customer's state lives
+    ema: tuple[float, float, int] | None = None  # score averages (7 d, 30 d) and their time
+    champion: int = 0  # champion episodes so far; negative while one is open
+
+    def trends(self, score: float, at_ms: int) -> tuple[float | None, float | None]:
+        """Score minus its 7- and 30-day exponentially weighted averages so far (the score's
+        change over about 7 and 30 days); then fold the score into the averages."""
+        if self.ema is None:
+            self.ema = (score, score, at_ms)
+            return None, None
+        ema7, ema30, since = self.ema
+        trend = (round(score - ema7, 2), round(score - ema30, 2))
+        days = max(0, at_ms - since) / DAY_MS
+        ema7 += (1 - math.exp(-days / 7)) * (score - ema7)
+        ema30 += (1 - math.exp(-days / 30)) * (score - ema30)
+        self.ema = (round(ema7, 3), round(ema30, 3), max(at_ms, since))
+        return trend
 
     def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> bool:
         """Replace one family's signals if this update is not older than the last one."""
@@ -45,13 +62,16 @@ class CustomerHealth:
     def to_json(self) -> dict[str, Any]:
         return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "t": self.signals_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
-                "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition}
+                "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
+                "e": list(self.ema) if self.ema else None, "c": self.champion}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
         return cls(dict(data["s"]), {k: int(v) for k, v in data["t"].items()}, data["a"],
                    data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
-                   int(data.get("q", 0)))
+                   int(data.get("q", 0)),
+                   (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
+                   int(data.get("c", 0)))
 
 
 def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
@@ -149,6 +169,7 @@ def evaluate(
         return []
     health.due_ms = at_ms + int(config.lapse.check_every_d * DAY_MS)
     outputs: list[Output] = []
+    trend_7d, trend_30d = health.trends(score.score, at_ms)
     previous_score, previous_band = health.published_score, health.published_band
     moved = previous_score is None or abs(score.score - previous_score) > score_step
     if moved or score.band != previous_band:
@@ -165,6 +186,8 @@ def evaluate(
             "profile": score.profile,
             "config_version": score.config_version,
             "trigger": trigger,
+            "trend_7d": trend_7d,
+            "trend_30d": trend_30d,
         }))
         health.published_score, health.published_band = score.score, score.band
     since_ms = health.alert.since_ms
@@ -185,4 +208,39 @@ def evaluate(
             "at_risk_since": from_ms(since_ms if since_ms is not None else at_ms),
             "config_version": score.config_version,
         }))
+    champion = champion_step(health, config, customer_id, score, profile, at_ms)
+    if champion is not None:
+        outputs.append(("CustomerChampion", champion))
     return outputs
+
+
+def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: str,
+                  score: Score, profile: ProfileState | None,
+                  at_ms: int) -> dict[str, Any] | None:
+    """Enter the top tier when a champion rule holds and the score is healthy enough;
+    leave it when no rule holds or the customer is at risk. Returns the record on entry."""
+    rules = config.champion
+    holds = [f"{r.signal} >= {r.at_least:g}" for r in rules.rules
+             if health.signals.get(r.signal, -math.inf) >= r.at_least]
+    if health.champion < 0:  # in an episode
+        if not holds or score.band == "at_risk":
+            health.champion = -health.champion
+        return None
+    if not holds or score.score < rules.min_score:
+        return None
+    episode = health.champion + 1
+    health.champion = -episode
+    channels = profile.consent.channels() if profile is not None else []
+    return {
+        "event_id": f"{customer_id}:champion:{episode}",
+        "customer_id": customer_id,
+        "occurred_at": from_ms(at_ms),
+        "episode_id": f"{customer_id}:{episode}",
+        "score": score.score,
+        "qualified_by": holds,
+        "reward": rules.reward,
+        "contactable": bool(channels),
+        "channels": channels,
+        "segment": profile.segment if profile is not None else "unknown",
+        "config_version": config.version,
+    }

@@ -43,6 +43,8 @@ class Measure(_Strict):
     #: for kind=elapsed: the segment norm used when the customer has no rhythm yet
     per_default: str | None = None
     curve: list[tuple[float, float]]
+    #: the measure applies only to customers at least this many days old (e.g. day 90)
+    min_tenure_d: float | None = None
     reason: str
     text: str
     churn_reason: str
@@ -116,6 +118,19 @@ class Lapse(_Strict):
     check_every_d: float = Field(1.0, gt=0)
 
 
+class ChampionRule(_Strict):
+    signal: str
+    at_least: float
+
+
+class Champion(_Strict):
+    """Top tier: any rule holding (and a healthy score) makes a customer a champion."""
+
+    rules: list[ChampionRule] = []
+    min_score: float = Field(70.0, ge=0, le=100)
+    reward: str = "Loyalty reward"
+
+
 class ChurnReason(_Strict):
     label: str
     team: str
@@ -140,6 +155,7 @@ class ScoringConfig(_Strict):
     plays: dict[str, str]
     fit: Fit = Fit()
     lapse: Lapse = Lapse()
+    champion: Champion = Champion()
 
     @model_validator(mode="after")
     def _references(self) -> ScoringConfig:
@@ -274,11 +290,14 @@ class Score:
 
 
 def measure_value(
-    measure: Measure, signals: dict[str, float], now_d: float, segment: Segment
+    measure: Measure, signals: dict[str, float], now_d: float, segment: Segment,
+    tenure_d: float | None = None,
 ) -> float | None:
     """The measure's value for these signals at day ``now_d``, or None if unavailable."""
     base = signals.get(measure.signal)
     if base is None:
+        return None
+    if measure.min_tenure_d is not None and (tenure_d is None or tenure_d < measure.min_tenure_d):
         return None
     if measure.kind == "value":
         return base
@@ -313,7 +332,7 @@ def compute_score(
         for mname, mweight in config.groups[gname].measures.items():
             if mweight <= 0:
                 continue
-            value = measure_value(config.measures[mname], signals, now_d, seg)
+            value = measure_value(config.measures[mname], signals, now_d, seg, tenure_d)
             if value is not None:
                 found.append((mname, mweight, value))
         if found:

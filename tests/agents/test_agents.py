@@ -13,6 +13,7 @@ from streams.app import create_app
 from streams.runtime import Runtime
 from streams.settings import (
     TOPIC_AT_RISK,
+    TOPIC_CHAMPIONS,
     TOPIC_DEAD_LETTER,
     TOPIC_HEALTH,
     TOPIC_RECOVERED,
@@ -29,7 +30,7 @@ async def runtime(make_settings):
     app = create_app(settings)
     rt = Runtime(app, settings)
     for logical in (TOPIC_SIGNALS, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_AT_RISK,
-                    TOPIC_RECOVERED):
+                    TOPIC_RECOVERED, TOPIC_CHAMPIONS):
         rt.topic(logical).send = AsyncMock()  # type: ignore[method-assign]
     yield rt
     # test_context never starts the consumer Faust makes lazily, so close the event loop
@@ -117,7 +118,7 @@ async def test_erasure_deletes_state_and_tombstones_outputs(runtime):
     async with erase_agent.test_context() as ctx:
         await ctx.put(key=b"c1", value=codec.encode("ErasureRequest", request))
     assert b"c1" not in runtime.tables["purchase-features"]
-    for logical in (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED):
+    for logical in (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS):
         assert sent(runtime, logical) == [{"key": b"c1", "value": None}]
 
 

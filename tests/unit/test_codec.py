@@ -119,6 +119,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "profile": "b2c",
         "config_version": "1+abc",
         "trigger": "event",
+        "trend_7d": None,
+        "trend_30d": None,
     },
     "CustomerAtRisk": {
         "event_id": "c1:health_at_risk:c1:1",
@@ -208,6 +210,8 @@ CONTRACT = {
             "profile",
             "config_version",
             "trigger",
+            "trend_7d",
+            "trend_30d",
         ],
     ),
     "CustomerAtRisk": (

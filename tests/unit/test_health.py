@@ -78,3 +78,46 @@ def test_state_round_trips():
     health.update_signals("purchase", DAY0 * DAY_MS, {"purchase.last_at_d": DAY0})
     run(health, DAY0 + 100, profile())
     assert CustomerHealth.from_json(health.to_json()) == health
+
+
+def test_champion_once_per_episode_with_the_rules_that_hold():
+    health = CustomerHealth()
+    big = {"purchase.last_at_d": DAY0, "purchase.spend_28d": 80_000.0,
+           "purchase.orders_28d": 3.0}
+    health.update_signals("purchase", DAY0 * DAY_MS, big)
+    prof = profile(consent=Consent(push=True))
+    outputs = dict(run(health, DAY0, prof, "p1"))
+    champion = outputs["CustomerChampion"]
+    assert champion["event_id"] == "c1:champion:1"
+    assert champion["qualified_by"] == ["purchase.spend_28d >= 50000"]
+    assert champion["channels"] == ["push"] and champion["reward"]
+    # still a champion: no second event
+    health.update_signals("purchase", (DAY0 + 1) * DAY_MS, dict(big, **{
+        "purchase.last_at_d": DAY0 + 1}))
+    assert "CustomerChampion" not in dict(run(health, DAY0 + 1, prof, "p2"))
+    # drops out of the tier, comes back: a second episode
+    health.update_signals("purchase", (DAY0 + 2) * DAY_MS, dict(big, **{
+        "purchase.last_at_d": DAY0 + 2, "purchase.spend_28d": 100.0}))
+    run(health, DAY0 + 2, prof, "p3")
+    health.update_signals("purchase", (DAY0 + 3) * DAY_MS, dict(big, **{
+        "purchase.last_at_d": DAY0 + 3}))
+    assert dict(run(health, DAY0 + 3, prof, "p4"))["CustomerChampion"]["event_id"] == (
+        "c1:champion:2")
+
+
+def test_lapsing_customer_is_never_a_champion():
+    health = CustomerHealth()
+    health.update_signals("purchase", DAY0 * DAY_MS, {
+        "purchase.last_at_d": DAY0 - 200, "purchase.spend_28d": 80_000.0})
+    assert "CustomerChampion" not in dict(run(health, DAY0, profile()))
+
+
+def test_score_trend_against_its_own_averages():
+    health = CustomerHealth()
+    assert health.trends(80.0, 0) == (None, None)
+    trend_7d, trend_30d = health.trends(40.0, 7 * DAY_MS)
+    assert trend_7d == -40.0 and trend_30d == -40.0
+    trend_7d, trend_30d = health.trends(40.0, 14 * DAY_MS)
+    # the 7-day average has caught up more than the 30-day one
+    assert trend_7d is not None and trend_30d is not None
+    assert -40.0 < trend_30d < trend_7d < 0

@@ -125,3 +125,13 @@ def test_interpolate_is_flat_beyond_ends():
     curve = [(0.0, 0.0), (1.0, 100.0)]
     assert interpolate(curve, -5) == 0 and interpolate(curve, 5) == 100
     assert interpolate(curve, 0.25) == 25
+
+
+def test_no_upsell_applies_only_past_day_90():
+    signals = {"purchase.last_at_d": 100.0, "profile.products": 1.0}
+    young = compute_score(CONFIG, signals, now_d=100, segment="b2b", tenure_d=60)
+    old = compute_score(CONFIG, signals, now_d=100, segment="b2b", tenure_d=120)
+    assert young is not None and old is not None
+    assert "no_upsell_by_day_90" not in {c.measure for c in young.contributions}
+    upsell = {c.measure: c for c in old.contributions}["no_upsell_by_day_90"]
+    assert upsell.points == 20.0

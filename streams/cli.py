@@ -1,0 +1,239 @@
+"""The ``churnwatch`` command line.
+
+Every command reads its settings from the environment (``CHURN_*``, see
+``streams.settings``); an option given on the command line overrides only the setting it
+names. Heavy imports (Faust) happen inside the commands that need them, so ``--help`` and
+the Kafka-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from streams.settings import OUTPUT_TOPICS, Settings
+
+app = typer.Typer(
+    name="churnwatch",
+    help="Event-driven churn risk: explainable customer health scores and at-risk events "
+         "from Kafka streams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+Bootstrap = Annotated[str | None, typer.Option(
+    "--bootstrap", help="Kafka bootstrap servers (overrides CHURN_KAFKA_BOOTSTRAP).")]
+Prefix = Annotated[str | None, typer.Option(
+    "--topic-prefix", help="Topic name prefix (overrides CHURN_TOPIC_PREFIX).")]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options that were given on top."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        Console(stderr=True).print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False,
+                               soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def worker(
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    app_id: Annotated[str | None, typer.Option(help="Faust app id / consumer group.")] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of /metrics, /live, /ready.")]
+    = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for table state.")] = None,
+    store: Annotated[str | None, typer.Option(help="rocksdb:// or memory://.")] = None,
+    clock: Annotated[str | None, typer.Option(help="'wall' (live) or 'event' (replay).")]
+    = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")]
+    = None,
+) -> None:
+    """Run a churnwatch worker until it is stopped (SIGTERM or Ctrl-C)."""
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix,
+                             app_id=app_id, web_port=web_port, data_dir=data_dir,
+                             store=store, clock=clock, log_level=log_level)
+    from streams.worker import run
+
+    run(settings)
+
+
+@app.command()
+def topics(
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="Partition count of every topic (overrides CHURN_PARTITIONS).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only check; do not create missing topics.")] = False,
+) -> None:
+    """Create the missing churnwatch topics and check the partition counts of the others."""
+    from streams.topics import TopicMismatchError, TopicsError, ensure_topics, physical_topics
+
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix,
+                             partitions=partitions)
+    console = Console()
+    try:
+        created = ensure_topics(settings, create=not check)
+    except TopicMismatchError as exc:
+        raise _fail(str(exc)) from exc
+    except TopicsError as exc:
+        raise _fail(str(exc)) from exc
+    for name in physical_topics(settings):
+        state = "[green]created[/green]" if name in created else "[dim]exists[/dim] "
+        console.print(f"{state}  {name}  ({settings.partitions} partitions)", highlight=False)
+
+
+def _parse_start(start: str | None) -> datetime | None:
+    if start is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(start)
+    except ValueError as exc:
+        raise _fail(f"--start {start!r} is not an ISO date or datetime", 2) from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@app.command("produce-scenario")
+def produce_scenario(
+    customers: Annotated[int, typer.Option(min=0, help="Number of customers.")] = 300,
+    weeks: Annotated[int, typer.Option(min=1, help="Weeks of event time.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same records.")]
+    = 7,
+    start: Annotated[str | None, typer.Option(
+        help="First day (ISO date, UTC); default 2026-01-05.")] = None,
+    jsonl: Annotated[Path | None, typer.Option(
+        "--jsonl", help="Write JSON Lines to this file ('-' for stdout) instead of Kafka.")]
+    = None,
+    pace: Annotated[float, typer.Option(
+        min=0, help="Simulated days per second; 0 produces as fast as possible.")] = 2.0,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+) -> None:
+    """Write the scripted customer scenario to the input topics (or to JSON Lines).
+
+    The scenario lies in the past: replay it into workers running with CHURN_CLOCK=event.
+    It is produced one simulated day at a time (--pace) because such a worker rejects an
+    event more than the allowed lateness behind the latest one it has seen, and without
+    pacing its partitions are read unevenly.
+    """
+    from streams.scenario import scenario
+
+    records = scenario(customers, weeks, seed, _parse_start(start))
+    if jsonl is not None:
+        from streams.codec import to_json_record
+
+        def write(out: Any) -> None:
+            for type_name, record in records:
+                envelope = {"type": type_name, "record": to_json_record(type_name, record)}
+                out.write(json.dumps(envelope, separators=(",", ":")) + "\n")
+
+        if str(jsonl) == "-":
+            write(sys.stdout)
+        else:
+            with jsonl.open("w", encoding="utf-8") as out:
+                write(out)
+            Console(stderr=True).print(f"wrote {len(records):,} records to {jsonl}")
+        return
+
+    from streams.codec import build_codec
+    from streams.demo import produce_paced
+    from streams.kafka_io import DeliveryError
+
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+    console = Console(stderr=True)
+    try:
+        count = produce_paced(settings, build_codec(settings), records, pace=pace,
+                              console=console)
+    except DeliveryError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"produced {count:,} records for {customers:,} customers "
+                  f"to {settings.kafka_bootstrap}")
+
+
+@app.command()
+def watch(
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    from_beginning: Annotated[bool, typer.Option(
+        "--from-beginning/--from-now", help="Start at the oldest output or at new ones.")]
+    = True,
+    every_score: Annotated[bool, typer.Option(
+        help="Print every health score change, not only band changes.")] = False,
+    scenario_seed: Annotated[int | None, typer.Option(
+        help="Show the persona of scripted-scenario customers made with this seed.")]
+    = None,
+) -> None:
+    """Print health changes, at-risk and recovered events and dead letters as they come."""
+    from streams.codec import build_codec
+    from streams.demo import OutputPrinter, watch_outputs
+
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+    console = Console()
+    printer = OutputPrinter(console, every_score=every_score, seed=scenario_seed)
+    try:
+        watch_outputs(settings, build_codec(settings), list(OUTPUT_TOPICS), printer,
+                      from_beginning=from_beginning)
+    except KeyboardInterrupt:
+        pass
+    console.print(printer.summary.line())
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1, help="Number of scripted customers.")]
+    = 300,
+    weeks: Annotated[int, typer.Option(min=4, help="Weeks of simulated event time.")] = 12,
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 7,
+    pace: Annotated[float, typer.Option(
+        min=0, help="Simulated days per second while producing; 0 for no pacing.")] = 3.0,
+    duration: Annotated[float | None, typer.Option(
+        min=1, help="Stop after this many seconds of producing and watching.")] = None,
+    until_idle: Annotated[bool, typer.Option(
+        "--until-idle", help="Stop once everything is produced and no output came for "
+                             "--idle-seconds.")] = False,
+    idle_seconds: Annotated[float, typer.Option(min=1, help="Quiet time for --until-idle.")]
+    = 20.0,
+    every_score: Annotated[bool, typer.Option(
+        help="Print every health score change, not only band changes.")] = False,
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="Keep the temporary directory (broker data, worker log).")] = False,
+) -> None:
+    """Run the whole pipeline locally on a scripted scenario and show what it finds.
+
+    Starts a Kafka broker (unless CHURN_KAFKA_BOOTSTRAP is set), creates fresh topics,
+    starts one worker, produces a few hundred scripted customers over some weeks of
+    event time and prints the health changes and alerts as they arrive. Stops on Ctrl-C,
+    or by itself with --duration or --until-idle, and cleans up after itself.
+    """
+    from streams.demo import DemoOptions, run_demo
+
+    options = DemoOptions(customers=customers, weeks=weeks, seed=seed, pace=pace,
+                          duration=duration, until_idle=until_idle,
+                          idle_seconds=idle_seconds, every_score=every_score, keep=keep)
+    raise typer.Exit(run_demo(load_settings(), options))
+
+
+def main() -> None:
+    """Entry point of the ``churnwatch`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
