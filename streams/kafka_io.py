@@ -44,6 +44,8 @@ UNDECODABLE = "Undecodable"
 _PROGRESS_EVERY = 500
 
 Output = tuple[str, str, dict[str, Any] | None]
+#: Sort key of a consumed record: broker timestamp, rank of its topic, partition, offset.
+Order = tuple[int, int, int, int]
 
 
 class DeliveryError(RuntimeError):
@@ -73,7 +75,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
           on_delivery: Callable[[Any, Any], None],
-          headers: list[tuple[str, bytes]] | None = None) -> None:
+          headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
     while True:
         try:
             producer.produce(topic, key=key, value=value, headers=headers,
@@ -197,17 +199,17 @@ class OutputReader:
                                           "payload": value}
         return logical, type_name, record
 
-    def _read(self, timeout: float, max_records: int) -> list[tuple[tuple[int, int, int, int],
-                                                                    Output]]:
-        batch = []
+    def _read(self, timeout: float, max_records: int) -> list[tuple[Order, Output]]:
+        batch: list[tuple[Order, Output]] = []
         for message in self.consumer.consume(max_records, timeout):
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     continue  # a topic not created yet; the subscription picks it up later
                 raise KafkaException(error)
-            order = (message.timestamp()[1], self._rank.get(message.topic(), 0),
-                     message.partition(), message.offset())
+            topic = message.topic() or ""
+            order = (message.timestamp()[1], self._rank.get(topic, 0),
+                     message.partition() or 0, message.offset() or 0)
             batch.append((order, self._decode(message)))
         batch.sort(key=lambda item: item[0])
         return batch
@@ -239,7 +241,7 @@ def collect(settings: Settings, codec: Codec, topics: list[str], *,
     the alert it raises) come back in the order they were sent whatever topic they are on.
     """
     deadline = time.monotonic() + timeout
-    received: list[tuple[tuple[int, int, int, int], Output]] = []
+    received: list[tuple[Order, Output]] = []
 
     def ordered() -> list[Output]:
         return [output for _, output in sorted(received, key=lambda item: item[0])]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from streams.domain.retention import Snapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -42,6 +44,31 @@ class Metrics:
         self.timer_seconds = Histogram(
             "churnwatch_lapse_tick_seconds", "Duration of one silence-timer tick.",
             buckets=LATENCY_BUCKETS, registry=r)
+
+        self.customers_by_band = Gauge(
+            "churnwatch_customers", "Customers held by this worker, per health band.",
+            ["band"], registry=r)
+        self.customers_by_segment = Gauge(
+            "churnwatch_customers_by_segment", "Customers held by this worker, per segment.",
+            ["segment"], registry=r)
+        self.customers_by_activity = Gauge(
+            "churnwatch_customers_by_activity",
+            "Customers held by this worker: active, inactive, churned, new, unknown.",
+            ["state"], registry=r)
+        self.nps = Gauge(
+            "churnwatch_nps", "Net Promoter Score over the latest answers of this worker's "
+            "customers (-100..100).", registry=r)
+
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        """Publish a retention snapshot (see streams.domain.retention) as gauges."""
+        for band, count in snapshot["bands"].items():
+            self.customers_by_band.labels(band).set(count)
+        self.customers_by_segment.clear()
+        for segment, count in snapshot["segments"].items():
+            self.customers_by_segment.labels(segment).set(count)
+        for state, count in snapshot["activity"].items():
+            self.customers_by_activity.labels(state).set(count)
+        self.nps.set(snapshot["nps"] if snapshot["nps"] is not None else float("nan"))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

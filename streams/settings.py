@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     lapse_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between silence (lapse) timer ticks."
     )
+    gauges_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between refreshes of the retention gauges."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_json: bool = Field(False, description="Write logs as JSON lines.")
     hash_customer_ids_in_logs: bool = Field(

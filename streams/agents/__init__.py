@@ -22,6 +22,7 @@ AGENT_MODULES = (
     "streams.agents.erasure",
     "streams.agents.scorer",
     "streams.agents.lapse",
+    "streams.agents.gauges",
 )
 
 

@@ -55,7 +55,7 @@ def login(customer: str, n: int, day: float) -> tuple[str, dict]:
 def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Settings:
     # no silence ticks here: these tests pin the exact order of evaluations
     s = make_settings(kafka_bootstrap=kafka_bootstrap, clock="event",
-                      lapse_check_interval_s=3600)
+                      lapse_check_interval_s=3600, gauges_interval_s=0.5)
     ensure_topics(s)
     return s
 
@@ -95,7 +95,7 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     assert [(h["previous_band"], h["band"]) for h in health] == [
         (None, "healthy"), ("healthy", "at_risk")]
     first = {c["signal"]: c for c in health[0]["contributions"]}
-    assert set(first) == {"purchase_recency", "products_held"}  # the profile is known
+    assert set(first) == {"purchase_recency", "products_held", "no_upsell_by_day_90"}
     assert first["purchase_recency"]["points"] == 100.0
     assert health[1]["occurred_at"] == T0 + timedelta(days=84)
     assert {c["signal"] for c in health[1]["contributions"]} >= {
@@ -109,6 +109,12 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     assert alert["contactable"] is True and alert["channels"] == ["email"]
     assert alert["suggested_play"].startswith("Incentive: 20% off")
     assert alert["config_version"] == health[1]["config_version"]
+
+    # the live retention gauges see the same customer
+    worker.wait_metric("churnwatch_customers", 1, band="at_risk")
+    assert worker.metric("churnwatch_customers", band="healthy") == 0
+    assert worker.metric("churnwatch_customers_by_segment", segment="b2c") == 1
+    assert worker.metric("churnwatch_customers_by_activity", state="active") == 1  # a login
 
 
 def test_bad_records_are_dead_lettered_and_the_worker_keeps_going(settings, worker):

@@ -1,0 +1,31 @@
+"""Live retention gauges: customers per band, segment and activity state, and NPS, over
+the customers this worker holds, refreshed by a timer (a read-only pass over the tables)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from streams.domain.buckets import DAY_MS, to_ms
+from streams.domain.retention import ActivityRules, snapshot_from_tables
+from streams.runtime import Runtime
+
+STEP = "gauges"
+log = logging.getLogger("churnwatch.gauges")
+
+
+def register(app: faust.App, rt: Runtime) -> Any:
+    rules = ActivityRules()
+
+    async def refresh_gauges() -> None:
+        now = rt.clock.now()
+        if now is None or not rt.recovered():
+            return
+        snapshot = snapshot_from_tables(rt.tables, to_ms(now) / DAY_MS, rules)
+        rt.metrics.set_snapshot(snapshot)
+        log.debug("retention gauges refreshed: %s customers", snapshot["customers"],
+                  extra={"step": STEP})
+
+    return app.timer(rt.settings.gauges_interval_s, name="churnwatch.gauges")(refresh_gauges)
