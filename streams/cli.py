@@ -180,7 +180,7 @@ def watch(
         help="Show the persona of scripted-scenario customers made with this seed.")]
     = None,
 ) -> None:
-    """Print health changes, at-risk and recovered events and dead letters as they come."""
+    """Print health changes, at-risk, recovered and champion events and dead letters."""
     from streams.codec import build_codec
     from streams.demo import OutputPrinter, watch_outputs
 

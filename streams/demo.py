@@ -14,6 +14,7 @@ out, whatever the way out is.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -54,14 +55,7 @@ from streams.kafka_io import (
     produce_records,
 )
 from streams.scenario import LAPSING, PERSONAS, Record, iter_days, persona_of, personas
-from streams.settings import (
-    OUTPUT_TOPICS,
-    TOPIC_AT_RISK,
-    TOPIC_DEAD_LETTER,
-    TOPIC_HEALTH,
-    TOPIC_RECOVERED,
-    Settings,
-)
+from streams.settings import OUTPUT_TOPICS, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka-local.sh"
@@ -97,6 +91,7 @@ class Summary:
     at_risk_now: set[str] = field(default_factory=set)
     flagged: set[str] = field(default_factory=set)  # customers with any at-risk event
     recovered: set[str] = field(default_factory=set)
+    champions: set[str] = field(default_factory=set)
     health_changes: int = 0
     at_risk_events: int = 0
     recovered_events: int = 0
@@ -115,7 +110,8 @@ class Summary:
                         style=BAND_STYLE[band])
             text.append("  ")
         text.append(f"| at-risk events {self.at_risk_events:,} "
-                    f"(open {len(self.at_risk_now):,})  recovered {self.recovered_events:,}  ")
+                    f"(open {len(self.at_risk_now):,})  recovered {self.recovered_events:,}  "
+                    f"champions {len(self.champions):,}  ")
         text.append(f"dead letters {self.dead_letters:,}",
                     style="yellow" if self.dead_letters else "")
         if self.produced is not None:
@@ -126,7 +122,7 @@ class Summary:
     def persona_table(self, cast: dict[str, str]) -> Table:
         table = Table(title="Outcome per persona", title_justify="left")
         for column in ("persona", "customers", "flagged at risk", "at risk now",
-                       "recovered", "latest band: healthy / watch / at risk"):
+                       "recovered", "champions", "latest band: healthy / watch / at risk"):
             table.add_column(column, justify="left" if column == "persona" else "right")
         for persona in PERSONAS:
             members = [c for c, p in cast.items() if p == persona]
@@ -140,6 +136,7 @@ class Summary:
                 str(sum(c in self.flagged for c in members)),
                 str(sum(c in self.at_risk_now for c in members)),
                 str(sum(c in self.recovered for c in members)),
+                str(sum(c in self.champions for c in members)),
                 f"{bands.get('healthy', 0)} / {bands.get('watch', 0)} / "
                 f"{bands.get('at_risk', 0)}")
         table.caption = "* personas scripted to lapse; the others should stay healthy"
@@ -180,6 +177,8 @@ class OutputPrinter:
             self._at_risk(record)
         elif type_name == "CustomerRecovered":
             self._recovered(record)
+        elif type_name == "CustomerChampion":
+            self._champion(record)
         elif type_name == "DeadLetter":
             self._dead_letter(record)
         elif type_name == UNDECODABLE:
@@ -261,6 +260,23 @@ class OutputPrinter:
         line.append(f"  at risk since {_when(r, 'at_risk_since')[:10]}", style="dim")
         self.console.print(line)
 
+    def _champion(self, r: dict[str, Any]) -> None:
+        customer = r["customer_id"]
+        self.summary.champions.add(customer)
+        line = Text(_when(r) + "  ", style="dim")
+        line.append("CHAMPION", style="bold white on blue")
+        line.append("  ")
+        line.append_text(self._who(customer))
+        line.append(f"  score {r['score']:.1f}  {r['segment']}  ")
+        line.append(", ".join(r.get("qualified_by") or []), style="dim")
+        self.console.print(line)
+        reward = Text(f"    reward: {r['reward']} | ", style="italic")
+        if r.get("contactable"):
+            reward.append("contact via " + ", ".join(r.get("channels") or []), style="green")
+        else:
+            reward.append("no contact consent", style="yellow")
+        self.console.print(reward)
+
     def _dead_letter(self, r: dict[str, Any]) -> None:
         s = self.summary
         s.dead_letters += 1
@@ -308,7 +324,10 @@ def produce_paced(settings: Settings, codec: Codec, records: list[Record], *, pa
     them: a replaying worker's event-time clock then never runs more than two days ahead
     of any record still to be read, so nothing falls behind its allowed lateness.
     """
-    producer = make_producer(settings)
+    # librdkafka's start-up warnings (e.g. a fresh broker still loading its coordinator)
+    # would scroll through the progress bar; errors still reach stderr
+    producer = make_producer(settings, logger=logging.Logger("churnwatch.producer",
+                                                             level=logging.ERROR))
     own = progress is None
     bar = progress if progress is not None else make_progress(console)
     task = bar.add_task("producing", total=len(records), day="")
@@ -790,7 +809,5 @@ def _report(console: Console, summary: Summary, cast: dict[str, str],
         console.print("dead letters by reason: " + ", ".join(
             f"{reason} {n}" for reason, n in summary.dead_reasons.most_common()))
     console.print(summary.persona_table(cast))
-    console.print(Text(
-        f"topics: {settings.topic(TOPIC_HEALTH)}, {settings.topic(TOPIC_AT_RISK)}, "
-        f"{settings.topic(TOPIC_RECOVERED)}, {settings.topic(TOPIC_DEAD_LETTER)}",
-        style="dim"))
+    console.print(Text("output topics: " + ", ".join(settings.topic(t) for t in OUTPUT_TOPICS),
+                       style="dim"))

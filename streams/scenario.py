@@ -16,8 +16,9 @@ complaining      opens tickets that stay open, negative sentiment, low CSAT, NPS
 disengaging      b2b subscriber who keeps paying while the team stops using the product
 ===============  ==========================================================================
 
-The first four personas of every block of ten customers are distinct, so any scenario
-with six customers or more holds every persona. :func:`personas` and :func:`persona_of`
+Customers come in blocks of ten: the first six of a block follow the six personas in a
+seeded order, the other four are three steady buyers and a champion, so any scenario with
+six customers or more holds every persona. :func:`personas` and :func:`persona_of`
 say which persona a customer follows (the demo prints it next to each alert).
 
 Every customer's first record is a ``ProfileChange`` at the start. Amounts are integer
