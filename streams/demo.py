@@ -559,53 +559,6 @@ def drop_demo_topics(settings: Settings) -> str | None:
     return None
 
 
-def changelog_topics(settings: Settings) -> list[str]:
-    """The changelog topic of every per-customer table a worker of ``settings`` keeps."""
-    from streams.pipeline import FAMILIES, HEALTH_TABLE
-
-    tables = sorted({family.table for family in FAMILIES.values()} | {HEALTH_TABLE})
-    return [f"{settings.app_id}-{table}-changelog" for table in tables]
-
-
-def precreate_changelogs(settings: Settings, timeout: float = 30.0) -> None:
-    """Create the tables' changelog topics before the worker starts.
-
-    A worker creates them itself at start-up, but on a freshly started broker its consumer
-    can miss the newest ones in its metadata; the partition assignor then ignores them and
-    the scorer crashes on every record with PartitionsMismatch until the metadata is
-    refreshed minutes later. Topics that exist before the worker starts avoid the race.
-    """
-    # re-exported without __all__; the documented import path
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    wanted = changelog_topics(settings)
-    existing = admin.list_topics(timeout=timeout).topics
-    missing = [name for name in wanted if name not in existing]
-    if missing:
-        futures = admin.create_topics([
-            NewTopic(name, num_partitions=settings.partitions,
-                     replication_factor=settings.replication_factor,
-                     config={"cleanup.policy": "compact"}) for name in missing],
-            operation_timeout=timeout, request_timeout=timeout)
-        for name, future in futures.items():
-            try:
-                future.result(timeout=timeout)
-            except KafkaException as exc:
-                if "already exists" not in str(exc).lower():
-                    raise DemoError(f"could not create the changelog topic {name}: "
-                                    f"{exc}") from exc
-    deadline = time.monotonic() + timeout
-    while True:
-        topics = admin.list_topics(timeout=timeout).topics
-        if all(name in topics and topics[name].error is None
-               and len(topics[name].partitions) == settings.partitions for name in wanted):
-            return
-        if time.monotonic() > deadline:
-            raise DemoError(f"the changelog topics did not appear within {timeout:g}s")
-        time.sleep(0.1)  # polling cluster metadata, with a deadline
-
-
 def tick_interval(base: Settings, pace: float) -> float:
     """Silence checks once per simulated day of the replay, unless set explicitly."""
     if "lapse_check_interval_s" in base.model_fields_set or pace <= 0:
@@ -712,10 +665,8 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
         created = ensure_topics(settings)
     except TopicsError as exc:
         raise DemoError(str(exc)) from exc
-    precreate_changelogs(settings)
     console.print(f"created {len(created)} topics with prefix [bold]{settings.topic_prefix}"
-                  f"[/bold] and {len(changelog_topics(settings))} table changelogs "
-                  f"({settings.partitions} partitions each)")
+                  f"[/bold] and the tables' changelogs ({settings.partitions} partitions each)")
 
     log_path = run.root / "worker.log"
     run.worker = WorkerChild(settings, log_path)

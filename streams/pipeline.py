@@ -77,6 +77,8 @@ PROFILE = FeatureFamily(
 
 #: Every feature family, by the Avro record type it reads.
 FAMILIES = {f.record_type: f for f in (PURCHASES, ENGAGEMENT, SUPPORT, PROFILE)}
+#: Every per-customer table a worker keeps (each has a changelog topic).
+TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from streams.pipeline import TABLES
 from streams.settings import ALL_TOPICS, Settings
 
 __all__ = [
@@ -121,9 +122,20 @@ class MissingTopicsError(TopicsError):
         )
 
 
+def changelog_topics(settings: Settings) -> list[str]:
+    """The changelog topic of every per-customer table a worker keeps (Faust's naming).
+
+    Workers would create them at start-up, but on a freshly started broker a worker's
+    metadata can miss the newest ones; its assignor then ignores them and the scorer fails
+    on every record until the metadata is refreshed minutes later. Creating them here,
+    before any worker starts, avoids that race.
+    """
+    return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
+
+
 def physical_topics(settings: Settings) -> list[str]:
-    """The physical names of all churnwatch topics, in :data:`ALL_TOPICS` order."""
-    return [settings.topic(name) for name in ALL_TOPICS]
+    """The physical names of all churnwatch topics (ALL_TOPICS order), then changelogs."""
+    return [settings.topic(name) for name in ALL_TOPICS] + changelog_topics(settings)
 
 
 def ensure_topics(
@@ -169,8 +181,10 @@ def ensure_topics(
     if not create:
         raise MissingTopicsError(missing)
 
+    changelogs = set(changelog_topics(settings))
     new_topics = [
-        NewTopic(name, num_partitions=expected, replication_factor=settings.replication_factor)
+        NewTopic(name, num_partitions=expected, replication_factor=settings.replication_factor,
+                 config={"cleanup.policy": "compact"} if name in changelogs else {})
         for name in missing
     ]
     request_s = max(_remaining(deadline), 0.1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.codec import build_codec
-from streams.kafka_io import collect, produce_raw, produce_records
+from streams.kafka_io import collect, make_producer, produce_raw, produce_records
 from streams.replay import LocalPipeline
 from streams.settings import (
     TOPIC_AT_RISK,
@@ -164,3 +164,13 @@ def test_duplicates_and_wrong_keys(settings, worker):
     assert sorted(r["customer_id"] for _, _, r in health) == ["carol", "dave"]
     assert worker.metric("churnwatch_rekeyed_events_total", step="purchases") == 1
     assert worker.metric("churnwatch_events_accepted_total", step="purchases") == 2
+
+
+@pytest.mark.parametrize("compression", ["lz4", "snappy", "zstd", "gzip"])
+def test_compressed_batches_are_read(settings, worker, compression):
+    codec = build_codec(settings)
+    producer = make_producer(settings, **{"compression.type": compression})
+    produce_records(settings, codec, [purchase("gus", 1, 1.0)], producer=producer)
+    health = collect(settings, codec, [TOPIC_HEALTH], timeout=60, until=bool)
+    assert [(r["customer_id"], r["band"]) for _, _, r in health] == [("gus", "healthy")]
+    assert worker.proc.poll() is None

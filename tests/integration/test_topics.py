@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from streams.settings import ALL_TOPICS, TOPIC_PURCHASES, TOPIC_SIGNALS, Settings
 from streams.topics import (
     BrokerUnreachableError,
     MissingTopicsError,
     TopicMismatchError,
+    changelog_topics,
     delete_topics,
     ensure_topics,
+    physical_topics,
 )
 
 pytestmark = pytest.mark.integration
@@ -44,8 +51,15 @@ def test_creates_every_topic_with_the_configured_partitions_once(
 
     created = ensure_topics(settings, admin)
 
-    assert sorted(created) == sorted(expected)
+    assert sorted(created) == sorted(physical_topics(settings))
     assert partition_counts(admin, settings.topic_prefix) == expected
+    # the tables' changelogs exist before any worker starts, compacted
+    changelogs = changelog_topics(settings)
+    assert partition_counts(admin, f"{settings.app_id}-") == dict.fromkeys(changelogs, 3)
+    assert f"{settings.app_id}-customer-health-changelog" in changelogs
+    resource = ConfigResource(ResourceType.TOPIC, changelogs[0])
+    config = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert config["cleanup.policy"].value == "compact"
     # A second run (another worker starting, or a restart) changes nothing.
     assert ensure_topics(settings, admin) == []
     assert partition_counts(admin, settings.topic_prefix) == expected
@@ -59,7 +73,7 @@ def test_makes_its_own_admin_client_from_the_settings(
     settings = make_settings()
     drop_topics(settings)
 
-    assert len(ensure_topics(settings)) == len(ALL_TOPICS)
+    assert len(ensure_topics(settings)) == len(ALL_TOPICS) + len(changelog_topics(settings))
     assert set(partition_counts(admin, settings.topic_prefix).values()) == {2}
 
 
@@ -76,7 +90,7 @@ def test_only_creates_the_topics_that_are_missing(
     created = ensure_topics(settings, admin)
 
     assert signals not in created
-    assert sorted(created) == sorted(settings.topic(n) for n in ALL_TOPICS if n != TOPIC_SIGNALS)
+    assert sorted(created) == sorted(t for t in physical_topics(settings) if t != signals)
 
 
 def test_refuses_an_existing_topic_with_more_partitions(
@@ -150,7 +164,7 @@ def test_delete_topics_removes_them(
 
     deleted = delete_topics(settings, admin)
 
-    assert sorted(deleted) == sorted(settings.topic(n) for n in ALL_TOPICS)
+    assert sorted(deleted) == sorted(physical_topics(settings))
     assert partition_counts(admin, settings.topic_prefix) == {}
     assert delete_topics(settings, admin) == []
 
