@@ -5,6 +5,7 @@ Returns the typed event, or a :class:`Rejection` that becomes a dead-letter reco
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ def _field(record: dict[str, Any], name: str) -> str | None:
 
 def intake(
     raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, limits: Limits,
-    wall_now: datetime,
+    wall_now: datetime, stream: Hashable = None,
 ) -> Event | Rejection:
     """Turn raw bytes from an input topic into an accepted event or a rejection."""
     if not raw:
@@ -47,12 +48,12 @@ def intake(
         event = parse_event(type_name, record)
         if not isinstance(event, ErasureRequest):  # an erasure request is never too late
             check_event_time(event.occurred_at, now=wall_now,
-                             lower_bound=clock.lower_bound(wall_now),
+                             lower_bound=clock.lower_bound(wall_now, stream),
                              max_future=limits.max_future)
     except InvalidEvent as exc:
         return Rejection(exc.reason, str(exc), _field(record, "event_id"),
                          _field(record, "customer_id"))
-    clock.observe(event.occurred_at)
+    clock.observe(event.occurred_at, stream)
     return event
 
 

@@ -105,7 +105,8 @@ class Runtime:
         """
         self.metrics.events_consumed.labels(message.topic, step).inc()
         result = intake(message.value, expected, codec=self.codec, clock=self.clock,
-                        limits=self.limits, wall_now=datetime.now(UTC))
+                        limits=self.limits, wall_now=datetime.now(UTC),
+                        stream=(message.topic, message.partition))
         if isinstance(result, Rejection):
             await self.dead_letter(message, result, step)
             return None

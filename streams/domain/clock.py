@@ -1,9 +1,20 @@
-"""Explicit time: the wall clock when live, the event-time watermark when replaying."""
+"""Explicit time: the wall clock when live, the event-time watermark when replaying.
+
+An event-time clock tracks each input stream (a topic partition) on its own: an event is
+too late when it is older than its own stream's latest event time minus the allowed
+lateness, so a partition that lags behind others loses nothing. "Now" (for silence
+checks) is the slowest active stream's latest event time minus the allowed lateness; a
+stream with no new event for ``idle_s`` seconds of wall time stops holding it back.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+IDLE_S = 30.0
 
 
 class Clock(Protocol):
@@ -12,11 +23,11 @@ class Clock(Protocol):
     def now(self) -> datetime | None:
         """The current time, or None when an event-time clock has seen no event yet."""
 
-    def lower_bound(self, wall_now: datetime) -> datetime | None:
-        """Events older than this are too late (None: no bound yet)."""
+    def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
+        """Events of ``stream`` older than this are too late (None: no bound yet)."""
 
-    def observe(self, event_time: datetime) -> None:
-        """Tell the clock an event with this time was accepted."""
+    def observe(self, event_time: datetime, stream: Hashable = None) -> None:
+        """Tell the clock an event with this time was accepted from ``stream``."""
 
 
 class WallClock:
@@ -28,34 +39,45 @@ class WallClock:
     def now(self) -> datetime | None:
         return datetime.now(UTC)
 
-    def lower_bound(self, wall_now: datetime) -> datetime | None:
+    def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
         return wall_now - self._lateness
 
-    def observe(self, event_time: datetime) -> None:
+    def observe(self, event_time: datetime, stream: Hashable = None) -> None:
         return None
 
 
 class EventTimeClock:
-    """Replay and backtest: now is the latest event time seen minus the allowed lateness."""
+    """Replay and backtest: watermarks from the event times seen, per stream."""
 
-    def __init__(self, allowed_lateness: timedelta) -> None:
+    def __init__(self, allowed_lateness: timedelta, *, idle_s: float = IDLE_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lateness = allowed_lateness
-        self._max_seen: datetime | None = None
+        self._idle_s = idle_s
+        self._monotonic = monotonic
+        self._latest: dict[Hashable, datetime] = {}
+        self._seen_at: dict[Hashable, float] = {}
 
     def now(self) -> datetime | None:
-        return self.watermark()
-
-    def lower_bound(self, wall_now: datetime) -> datetime | None:
-        return self.watermark()
+        if not self._latest:
+            return None
+        cutoff = self._monotonic() - self._idle_s
+        active = [t for s, t in self._latest.items() if self._seen_at[s] >= cutoff]
+        slowest = min(active) if active else max(self._latest.values())
+        return slowest - self._lateness
 
     def watermark(self) -> datetime | None:
-        if self._max_seen is None:
-            return None
-        return self._max_seen - self._lateness
+        """The event-time "now": the slowest active stream minus the allowed lateness."""
+        return self.now()
 
-    def observe(self, event_time: datetime) -> None:
-        if self._max_seen is None or event_time > self._max_seen:
-            self._max_seen = event_time
+    def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
+        latest = self._latest.get(stream)
+        return None if latest is None else latest - self._lateness
+
+    def observe(self, event_time: datetime, stream: Hashable = None) -> None:
+        self._seen_at[stream] = self._monotonic()
+        latest = self._latest.get(stream)
+        if latest is None or event_time > latest:
+            self._latest[stream] = event_time
 
 
 def make_clock(mode: str, allowed_lateness: timedelta) -> Clock:

@@ -80,3 +80,20 @@ def test_clocks_give_the_lateness_bound():
     clock.observe(T0 - timedelta(days=100))
     clock.observe(T0 - timedelta(days=200))  # older events never move it back
     assert clock.lower_bound(T0) == clock.now() == T0 - timedelta(days=103)
+
+
+def test_event_time_clock_tracks_each_stream():
+    wall = [0.0]
+    clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
+    clock.observe(T0, "fast")
+    clock.observe(T0 - timedelta(days=20), "slow")
+    # the slow partition's own events are judged against its own progress
+    assert clock.lower_bound(T0, "slow") == T0 - timedelta(days=23)
+    assert clock.lower_bound(T0, "fast") == T0 - timedelta(days=3)
+    assert clock.lower_bound(T0, "new") is None
+    # silence checks run at the slowest active stream
+    assert clock.now() == T0 - timedelta(days=23)
+    wall[0] = 40.0
+    clock.observe(T0 + timedelta(days=1), "fast")
+    # the slow stream has been idle for 40 s: it no longer holds "now" back
+    assert clock.now() == T0 - timedelta(days=2)
