@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-IDLE_S = 30.0
+IDLE_S = 5.0
 
 
 class Clock(Protocol):
