@@ -14,7 +14,13 @@ from typing import Any
 from streams.domain.alerts import AlertState
 from streams.domain.buckets import DAY_MS, from_ms
 from streams.domain.features import ProfileState
-from streams.domain.scoring import Contribution, Score, ScoringConfig, compute_score
+from streams.domain.scoring import (
+    Contribution,
+    Score,
+    ScoringConfig,
+    compute_score,
+    interpolate,
+)
 
 AT_RISK_RULE = "health_at_risk"
 MAX_REASONS = 5
@@ -80,11 +86,28 @@ def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
     return (now_ms - profile.signup_ms) / DAY_MS
 
 
-def _reason_text(config: ScoringConfig, c: Contribution) -> str:
+def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) -> str:
     measure = config.measures[c.measure]
     detail = (f"{c.value:.1f}x the usual gap" if measure.kind == "elapsed"
               else f"{measure.signal} = {c.value:g}")
+    if capped_by is not None and c.points < interpolate(measure.curve, c.value):
+        detail += f"; held down by {capped_by}: measured before the silence since"
     return f"{measure.text} ({detail})"
+
+
+def _capping(config: ScoringConfig) -> dict[str, str]:
+    """Measure -> the measure that caps it in its group."""
+    return {m: g.capped_by for g in config.groups.values() if g.capped_by
+            for m in g.measures if m != g.capped_by}
+
+
+def likely_churn_reason(config: ScoringConfig, reasons: list[Contribution]) -> str:
+    """The churn reason whose measures cost the score the most points together."""
+    lost: dict[str, float] = {}
+    for c in reasons:
+        key = config.measures[c.measure].churn_reason
+        lost[key] = lost.get(key, 0.0) + c.shortfall
+    return max(lost, key=lambda key: lost[key])
 
 
 def fit_status(config: ScoringConfig, profile: ProfileState | None) -> tuple[str, float | None]:
@@ -113,10 +136,11 @@ def at_risk_record(
 ) -> dict[str, Any]:
     ranked = sorted(score.contributions, key=lambda c: c.shortfall, reverse=True)
     reasons = [c for c in ranked if c.shortfall >= 0.5][:MAX_REASONS] or ranked[:1]
-    churn_reason = config.measures[reasons[0].measure].churn_reason
+    churn_reason = likely_churn_reason(config, reasons)
     if score.profile == "onboarding" and churn_reason == "low_usage":
         churn_reason = "failed_onboarding"
     segment = profile.segment if profile is not None else "unknown"
+    capping = _capping(config)
     fit, profitability = fit_status(config, profile)
     channels = profile.consent.channels() if profile is not None else []
     episode = health.alert.episode
@@ -130,7 +154,7 @@ def at_risk_record(
         "band": score.band,
         "previous_band": previous_band,
         "reasons": [{"code": config.measures[c.measure].reason,
-                     "text": _reason_text(config, c),
+                     "text": _reason_text(config, c, capping.get(c.measure)),
                      "contribution": round(-c.shortfall, 3)} for c in reasons],
         "churn_reason": churn_reason,
         "route_to_team": config.churn_reasons[churn_reason].team,
@@ -220,17 +244,19 @@ def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: st
     """Enter the top tier when a champion rule holds and the score is healthy enough;
     leave it when no rule holds or the customer is at risk. Returns the record on entry."""
     rules = config.champion
+    segment = profile.segment if profile is not None else None
     holds = [f"{r.signal} >= {r.at_least:g}" for r in rules.rules
-             if health.signals.get(r.signal, -math.inf) >= r.at_least]
+             if (not r.segments or segment in r.segments)
+             and health.signals.get(r.signal, -math.inf) >= r.at_least]
     if health.champion < 0:  # in an episode
         if not holds or score.band == "at_risk":
             health.champion = -health.champion
         return None
-    if not holds or score.score < rules.min_score:
-        return None
+    if profile is None or not holds or score.score < rules.min_score:
+        return None  # without a profile, neither the segment nor the consent is known
     episode = health.champion + 1
     health.champion = -episode
-    channels = profile.consent.channels() if profile is not None else []
+    channels = profile.consent.channels()
     return {
         "event_id": f"{customer_id}:champion:{episode}",
         "customer_id": customer_id,
@@ -241,6 +267,6 @@ def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: st
         "reward": rules.reward,
         "contactable": bool(channels),
         "channels": channels,
-        "segment": profile.segment if profile is not None else "unknown",
+        "segment": profile.segment,
         "config_version": config.version,
     }

@@ -121,6 +121,8 @@ class Lapse(_Strict):
 class ChampionRule(_Strict):
     signal: str
     at_least: float
+    #: segments the rule applies to; empty means every segment
+    segments: list[str] = []
 
 
 class Champion(_Strict):

@@ -121,3 +121,39 @@ def test_score_trend_against_its_own_averages():
     # the 7-day average has caught up more than the 30-day one
     assert trend_7d is not None and trend_30d is not None
     assert -40.0 < trend_30d < trend_7d < 0
+
+
+def test_champion_rules_are_per_segment_and_need_a_profile():
+    big_invoice = {"purchase.last_at_d": DAY0, "purchase.spend_28d": 80_000.0}
+    b2b = CustomerHealth()
+    b2b.update_signals("purchase", DAY0 * DAY_MS, big_invoice)
+    assert "CustomerChampion" not in dict(run(b2b, DAY0, profile(segment="b2b")))
+    unknown = CustomerHealth()
+    unknown.update_signals("purchase", DAY0 * DAY_MS, big_invoice)
+    assert "CustomerChampion" not in dict(run(unknown, DAY0, None))
+
+
+def test_churn_reason_is_the_category_that_costs_most_points():
+    health = CustomerHealth()
+    health.update_signals("purchase", DAY0 * DAY_MS, {
+        "purchase.last_at_d": DAY0, "purchase.gap_mean_d": 7.0, "purchase.gap_std_d": 0.0})
+    health.update_signals("support", DAY0 * DAY_MS, {
+        "support.open_tickets": 1.0, "support.sentiment_28d": -0.9, "support.csat": 1.0})
+    outputs = dict(run(health, DAY0 + 14, profile(segment="b2b")))
+    alert = outputs["CustomerAtRisk"]
+    codes = [r["code"] for r in alert["reasons"]]
+    # the lapse is the single biggest reason, but the support problems together cost more
+    assert codes[0] == "purchase_lapse"
+    assert {"open_tickets", "negative_sentiment", "low_csat"} <= set(codes)
+    assert alert["churn_reason"] == "missing_features"
+    assert alert["route_to_team"] == "product_and_support"
+
+
+def test_a_capped_reason_says_why_its_value_looks_fine():
+    health = CustomerHealth()
+    health.update_signals("engagement", DAY0 * DAY_MS, {
+        "engagement.last_at_d": DAY0, "engagement.gap_mean_d": 1.0,
+        "engagement.weeks_active_4": 4.0})
+    alert = dict(run(health, DAY0 + 20, profile()))["CustomerAtRisk"]
+    weekly = [r for r in alert["reasons"] if r["code"] == "not_weekly_engaged"]
+    assert weekly and "held down by engagement_recency" in weekly[0]["text"]
