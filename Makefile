@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make venv         create $(VENV) and install churnwatch with its dev tools (pinned by constraints.txt)"
 	@echo "make kafka-jars   fetch the Apache Kafka jars used by scripts/kafka-local.sh"
-	@echo "make lint         ruff check"
+	@echo "make lint         ruff check and mypy (strict, on streams/)"
 	@echo "make test         lint, then every test (unit, agents, integration with a real Kafka broker)"
 	@echo "make demo         run the end-to-end demo against a local broker"
 	@echo "make constraints  re-resolve the dependencies and rewrite constraints.txt"
@@ -37,6 +37,7 @@ kafka-jars:
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
 
 # pytest's exit status is make's: any failure, and exit 5 (no tests collected), fails.
 test: lint kafka-jars
