@@ -91,7 +91,7 @@ def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) 
     detail = (f"{c.value:.1f}x the usual gap" if measure.kind == "elapsed"
               else f"{measure.signal} = {c.value:g}")
     if capped_by is not None and c.points < interpolate(measure.curve, c.value):
-        detail += f"; held down by {capped_by}: measured before the silence since"
+        detail += f", capped by {capped_by}"
     return f"{measure.text} ({detail})"
 
 

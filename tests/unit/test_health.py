@@ -156,4 +156,4 @@ def test_a_capped_reason_says_why_its_value_looks_fine():
         "engagement.weeks_active_4": 4.0})
     alert = dict(run(health, DAY0 + 20, profile()))["CustomerAtRisk"]
     weekly = [r for r in alert["reasons"] if r["code"] == "not_weekly_engaged"]
-    assert weekly and "held down by engagement_recency" in weekly[0]["text"]
+    assert weekly and "capped by engagement_recency" in weekly[0]["text"]
