@@ -137,18 +137,17 @@ class PurchaseState:
         stats = _gap_stats(self.rhythm)
         if stats is not None:
             out["purchase.gap_mean_d"], out["purchase.gap_std_d"] = stats
-        last_day = day_of_ms(self.last_ms)
-        ref = last_day // 7
-        half = self.keep_weeks // 2
+        ref = day_of_ms(self.last_ms) // 7
         orders_28d, spend_28d = self.buckets.total(ref - 3, ref)
         out["purchase.orders_28d"], out["purchase.spend_28d"] = orders_28d, spend_28d
-        if self.first_day // 7 <= ref - 2 * half + 1:
-            recent = self.buckets.total(ref - half + 1, ref)
-            prior = self.buckets.total(ref - 2 * half + 1, ref - half)
-            # the latest week is partial: compare daily rates, not raw totals
-            recent_days, prior_days = 7 * (half - 1) + last_day % 7 + 1, 7 * half
+        # trends compare complete weeks only: the latest week is still filling up, and a
+        # window that ends on a purchase would always count that purchase
+        span = (self.keep_weeks - 1) // 2
+        if self.first_day // 7 <= ref - 2 * span:
+            recent = self.buckets.total(ref - span, ref - 1)
+            prior = self.buckets.total(ref - 2 * span, ref - span - 1)
             for name, i in (("purchase.freq_trend", 0), ("purchase.spend_trend", 1)):
-                value = _trend(recent[i] / recent_days, prior[i] / prior_days)
+                value = _trend(recent[i], prior[i])
                 if value is not None:
                     out[name] = value
         return out
@@ -190,8 +189,7 @@ class EngagementState:
     def signals(self) -> dict[str, float]:
         if self.last_ms is None or self.first_day is None:
             return {}
-        last_day = day_of_ms(self.last_ms)
-        ref = last_day // 7
+        ref = day_of_ms(self.last_ms) // 7
         first_week = self.first_day // 7
         out: dict[str, float] = {"engagement.last_at_d": self.last_ms / DAY_MS}
         active = self.buckets.active_days(ref - self.keep_weeks + 1, ref)
@@ -201,10 +199,10 @@ class EngagementState:
         if first_week <= ref - 3:
             out["engagement.weeks_active_4"] = float(self.buckets.active_weeks(ref - 3, ref))
         if first_week <= ref - self.keep_weeks + 1:
-            # daily rates: the latest week is partial
-            recent = self.buckets.total(ref - 1, ref)[0] / (8 + last_day % 7)
-            baseline = self.buckets.total(ref - self.keep_weeks + 1, ref - 2)[0]
-            value = _trend(recent, baseline / (7 * (self.keep_weeks - 2)))
+            # weekly rates over complete weeks: the last two against the ones before
+            recent = self.buckets.total(ref - 2, ref - 1)[0] / 2
+            baseline = self.buckets.total(ref - self.keep_weeks + 1, ref - 3)[0]
+            value = _trend(recent, baseline / (self.keep_weeks - 3))
             if value is not None:
                 out["engagement.trend"] = value
         return out

@@ -87,6 +87,10 @@ def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
 
 
 def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) -> str:
+    if c.measure not in config.measures:  # a critical group cap
+        group = config.groups[c.signal]
+        return (f"{config.describe(c.measure).text} ({c.signal} points {c.value:.0f} "
+                f"< {group.critical_below:g}: score held at {group.critical_cap:g})")
     measure = config.measures[c.measure]
     detail = (f"{c.value:.1f}x the usual gap" if measure.kind == "elapsed"
               else f"{measure.signal} = {c.value:g}")
@@ -105,7 +109,7 @@ def likely_churn_reason(config: ScoringConfig, reasons: list[Contribution]) -> s
     """The churn reason whose measures cost the score the most points together."""
     lost: dict[str, float] = {}
     for c in reasons:
-        key = config.measures[c.measure].churn_reason
+        key = config.describe(c.measure).churn_reason
         lost[key] = lost.get(key, 0.0) + c.shortfall
     return max(lost, key=lambda key: lost[key])
 
@@ -153,7 +157,7 @@ def at_risk_record(
         "score": score.score,
         "band": score.band,
         "previous_band": previous_band,
-        "reasons": [{"code": config.measures[c.measure].reason,
+        "reasons": [{"code": config.describe(c.measure).code,
                      "text": _reason_text(config, c, capping.get(c.measure)),
                      "contribution": round(-c.shortfall, 3)} for c in reasons],
         "churn_reason": churn_reason,
@@ -164,7 +168,7 @@ def at_risk_record(
         and profitability < config.fit.profitability_threshold,
         "contactable": bool(channels),
         "channels": channels,
-        "suggested_play": config.play(segment, churn_reason),
+        "suggested_play": config.play(segment, churn_reason, contactable=bool(channels)),
         "segment": segment,
         "config_version": config.version,
     }

@@ -22,6 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 BANDS = ("healthy", "watch", "at_risk")
 
 
+CRITICAL_SUFFIX = ".critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    text: str
+    churn_reason: str
+
+
 class ScoringConfigError(ValueError):
     """The scoring config is invalid; the message names the bad key."""
 
@@ -68,6 +78,13 @@ class Group(_Strict):
     #: a measure of this group whose points cap the others' (a trend measured as of the
     #: last purchase cannot look better than the silence since that purchase)
     capped_by: str | None = None
+    #: a group this bad (the weighted mean of its measures' points below critical_below)
+    #: holds the whole score at critical_cap: such feedback is a red flag on its own
+    critical_below: float | None = Field(None, ge=0, le=100)
+    critical_cap: float = Field(40.0, ge=0, le=100)
+    critical_reason: str = "critical_group"
+    critical_text: str = "A group of measures is critical"
+    critical_churn_reason: str | None = None
 
 
 class Profile(_Strict):
@@ -165,6 +182,12 @@ class ScoringConfig(_Strict):
             if group.capped_by is not None and group.capped_by not in group.measures:
                 raise ValueError(f"groups.{gname}.capped_by: '{group.capped_by}' is not a "
                                  "measure of this group")
+            if group.critical_churn_reason is not None and (
+                    group.critical_churn_reason not in self.churn_reasons):
+                raise ValueError(f"groups.{gname}.critical_churn_reason: unknown reason "
+                                 f"'{group.critical_churn_reason}'")
+            if group.critical_below is not None and group.critical_churn_reason is None:
+                raise ValueError(f"groups.{gname}: critical_below needs critical_churn_reason")
             for mname, weight in group.measures.items():
                 if mname not in self.measures:
                     raise ValueError(f"groups.{gname}.measures: unknown measure '{mname}'")
@@ -190,6 +213,15 @@ class ScoringConfig(_Strict):
             raise ValueError("plays: a 'default' play is required")
         return self
 
+    def describe(self, name: str) -> Reason:
+        """Reason code, sentence and churn reason of a measure or a critical group cap."""
+        if name in self.measures:
+            m = self.measures[name]
+            return Reason(m.reason, m.text, m.churn_reason)
+        group = self.groups[name.removesuffix(CRITICAL_SUFFIX)]
+        return Reason(group.critical_reason, group.critical_text,
+                      group.critical_churn_reason or "")
+
     def segment(self, name: str) -> Segment:
         return self.segments.get(name, self.segments["default"])
 
@@ -212,7 +244,11 @@ class ScoringConfig(_Strict):
                 return name
         return self.default_profile
 
-    def play(self, segment: str, churn_reason: str) -> str:
+    def play(self, segment: str, churn_reason: str, *, contactable: bool = True) -> str:
+        """The playbook entry for a segment and churn reason; a customer who gave no
+        contact consent gets the ``no_consent`` play (no outbound message) if configured."""
+        if not contactable and "no_consent" in self.plays:
+            return self.plays["no_consent"]
         for key in (f"{segment}.{churn_reason}", churn_reason, segment, "default"):
             if key in self.plays:
                 return self.plays[key]
@@ -266,20 +302,24 @@ def interpolate(curve: list[tuple[float, float]], x: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
+    """What one measure adds to the score; a critical-group cap is an entry whose
+    ``adjustment`` (negative) takes the score down to the cap."""
+
     measure: str
     signal: str
     value: float
     points: float
     weight: float
+    adjustment: float = 0.0
 
     @property
     def contribution(self) -> float:
-        return self.points * self.weight
+        return self.points * self.weight + self.adjustment
 
     @property
     def shortfall(self) -> float:
         """Points lost to the score by this measure (what a reason is ranked by)."""
-        return (100.0 - self.points) * self.weight
+        return (100.0 - self.points) * self.weight - self.adjustment
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,19 +384,33 @@ def compute_score(
         return None
     total_group = sum(g for _, g, _ in present)
     contributions = []
+    critical: list[tuple[str, float]] = []  # (group, its points) of critical groups
     for gname, gweight, found in present:
+        group = config.groups[gname]
         total_measure = sum(w for _, w, _ in found)
         points = {m: interpolate(config.measures[m].curve, v) for m, _, v in found}
-        cap = points.get(config.groups[gname].capped_by or "")
+        cap = points.get(group.capped_by or "")
+        if cap is not None:
+            points = {m: min(p, cap) for m, p in points.items()}
         for mname, mweight, value in found:
             contributions.append(Contribution(
                 measure=mname,
                 signal=config.measures[mname].signal,
                 value=value,
-                points=points[mname] if cap is None else min(points[mname], cap),
+                points=points[mname],
                 weight=(gweight / total_group) * (mweight / total_measure),
             ))
+        group_points = sum(points[m] * w for m, w, _ in found) / total_measure
+        if group.critical_below is not None and group_points < group.critical_below:
+            critical.append((gname, group_points))
     score = min(100.0, max(0.0, sum(c.contribution for c in contributions)))
+    for gname, group_points in critical:
+        cap_at = config.groups[gname].critical_cap
+        if score > cap_at:
+            contributions.append(Contribution(
+                measure=gname + CRITICAL_SUFFIX, signal=gname, value=round(group_points, 2),
+                points=0.0, weight=0.0, adjustment=cap_at - score))
+            score = cap_at
     score = round(score, 2)
     return Score(score, config.band(score), profile_name, tuple(contributions),
                  config.version)

@@ -63,6 +63,7 @@ def test_customer_without_consent_is_reported_not_contactable():
     outputs = run(health, DAY0 + 200, profile())
     alert = dict(outputs)["CustomerAtRisk"]
     assert alert["contactable"] is False and alert["channels"] == []
+    assert alert["suggested_play"].startswith("No contact consent")
     assert alert["fit_status"] == "unknown"
 
 

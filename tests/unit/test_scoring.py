@@ -35,7 +35,10 @@ def test_score_stays_within_0_100_and_missing_signals_never_raise(signals, now_d
     assert 0 <= score.score <= 100
     assert score.band in ("healthy", "watch", "at_risk")
     assert math.isclose(sum(c.weight for c in score.contributions), 1.0, rel_tol=1e-9)
-    assert {c.signal for c in score.contributions} <= set(signals)
+    assert {c.signal for c in score.contributions if c.weight > 0} <= set(signals)
+    # the contributions explain the whole score
+    assert math.isclose(sum(c.contribution for c in score.contributions), score.score,
+                        abs_tol=0.01)
 
 
 def test_no_signals_means_no_score():
@@ -135,3 +138,22 @@ def test_no_upsell_applies_only_past_day_90():
     assert "no_upsell_by_day_90" not in {c.measure for c in young.contributions}
     upsell = {c.measure: c for c in old.contributions}["no_upsell_by_day_90"]
     assert upsell.points == 20.0
+
+
+def test_critical_feedback_caps_a_customer_who_still_buys():
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 7.0,
+               "purchase.gap_std_d": 1.0, "engagement.last_at_d": 100.0,
+               "support.open_tickets": 4.0, "support.sentiment_28d": -0.8,
+               "support.csat": 1.0, "support.nps": 2.0}
+    score = compute_score(CONFIG, signals, now_d=101, segment="b2c", tenure_d=400)
+    assert score is not None
+    assert score.score == 40.0 and score.band == "at_risk"
+    cap = score.contributions[-1]
+    assert cap.measure == "feedback.critical" and cap.weight == 0 and cap.contribution < 0
+    assert CONFIG.describe(cap.measure).churn_reason == "missing_features"
+    # one bad answer alone is not critical
+    mild = compute_score(CONFIG, {**signals, "support.open_tickets": 0.0,
+                                  "support.sentiment_28d": 0.3, "support.csat": 4.0},
+                         now_d=101, segment="b2c", tenure_d=400)
+    assert mild is not None and mild.band == "healthy"
+    assert all(c.weight > 0 for c in mild.contributions)
