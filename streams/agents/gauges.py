@@ -9,7 +9,7 @@ from typing import Any
 import faust
 
 from streams.domain.buckets import DAY_MS, to_ms
-from streams.domain.retention import ActivityRules, snapshot_from_tables
+from streams.domain.retention import snapshot_from_tables
 from streams.runtime import Runtime
 
 STEP = "gauges"
@@ -17,13 +17,12 @@ log = logging.getLogger("churnwatch.gauges")
 
 
 def register(app: faust.App, rt: Runtime) -> Any:
-    rules = ActivityRules()
-
     async def refresh_gauges() -> None:
         now = rt.clock.now()
         if now is None or not rt.recovered():
             return
-        snapshot = snapshot_from_tables(rt.tables, to_ms(now) / DAY_MS, rules)
+        snapshot = snapshot_from_tables(rt.tables, to_ms(now) / DAY_MS,
+                                        rt.scoring.retention)
         rt.metrics.set_snapshot(snapshot)
         log.debug("retention gauges refreshed: %s customers", snapshot["customers"],
                   extra={"step": STEP})

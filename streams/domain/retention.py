@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from streams.domain.buckets import DAY_MS
 from streams.domain.features import (
     EngagementState,
@@ -25,7 +23,7 @@ from streams.domain.features import (
     loads,
 )
 from streams.domain.health import CustomerHealth
-from streams.domain.scoring import BANDS
+from streams.domain.scoring import BANDS, ActivityRules
 
 Activity = Literal["new", "active", "inactive", "churned", "unknown"]
 ACTIVITIES: tuple[Activity, ...] = ("new", "active", "inactive", "churned", "unknown")
@@ -110,26 +108,6 @@ def nps(answers: Iterable[int]) -> float | None:
     if total == 0:
         return None
     return (promoters - detractors) * 100 / total
-
-
-class ActivityRules(BaseModel):
-    """When a customer counts as active or churned (see ``classify``).
-
-    ``active_within_d``: active at T when the latest activity is at most this many days
-    before T. ``churned_after_d``: churned at T when there has been no activity for at
-    least this many days. ``churned_after_d >= active_within_d > 0``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    active_within_d: float = Field(30.0, gt=0, allow_inf_nan=False)
-    churned_after_d: float = Field(90.0, gt=0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _check(self) -> ActivityRules:
-        if self.churned_after_d < self.active_within_d:
-            raise ValueError("churned_after_d must be at least active_within_d")
-        return self
 
 
 def _finite(name: str, value: float | None) -> None:
@@ -268,7 +246,8 @@ def snapshot_from_tables(tables: Mapping[str, Mapping[bytes, bytes]], now_d: flo
     the band is the last one the scorer published (``"unscored"`` when none); the segment
     comes from the profile (``"unknown"`` without one); the activity state is
     ``classify`` of the latest purchase or engagement and the profile's sign-up; the NPS
-    is taken over each customer's latest NPS answer (one answer per customer).
+    is taken over each customer's latest NPS answer given within the last
+    ``rules.nps_window_d`` days (a rolling window; one answer per customer).
     Every band and activity state is present in the result, with 0 when no customer has
     it, so a gauge fed from it keeps a stable label set.
     """
@@ -294,7 +273,7 @@ def snapshot_from_tables(tables: Mapping[str, Mapping[bytes, bytes]], now_d: flo
                    if key in profiles else None)
         if key in support:
             answer = SupportState.from_json(loads(support[key]), _READ_CAPACITY, _READ_WEEKS).nps
-            if answer is not None:
+            if answer is not None and now_d - answer[0] / DAY_MS <= rules.nps_window_d:
                 answers.append(answer[1])
         band = (CustomerHealth.from_json(loads(health[key])).published_band
                 if key in health else None)

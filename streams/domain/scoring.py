@@ -161,6 +161,30 @@ class Fit(_Strict):
     grow_below_products: int = 3
 
 
+class ActivityRules(BaseModel):
+    """When a customer counts as active or churned (see ``classify``).
+
+    ``active_within_d``: active at T when the latest activity is at most this many days
+    before T. ``churned_after_d``: churned at T when there has been no activity for at
+    least this many days. ``churned_after_d >= active_within_d > 0``. ``nps_window_d``:
+    the NPS counts answers given within that many days. Set in ``[retention]`` of the
+    scoring config.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    active_within_d: float = Field(30.0, gt=0, allow_inf_nan=False)
+    churned_after_d: float = Field(90.0, gt=0, allow_inf_nan=False)
+    #: NPS over the answers given within this many days (a rolling window)
+    nps_window_d: float = Field(90.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _check(self) -> ActivityRules:
+        if self.churned_after_d < self.active_within_d:
+            raise ValueError("churned_after_d must be at least active_within_d")
+        return self
+
+
 class ScoringConfig(_Strict):
     version: str
     default_profile: str
@@ -175,6 +199,7 @@ class ScoringConfig(_Strict):
     fit: Fit = Fit()
     lapse: Lapse = Lapse()
     champion: Champion = Champion()
+    retention: ActivityRules = ActivityRules()
 
     @model_validator(mode="after")
     def _references(self) -> ScoringConfig:

@@ -335,3 +335,27 @@ def test_snapshot_reads_the_tables_the_pipeline_writes():
                               "support": retention.SUPPORT_TABLE,
                               "profile": retention.PROFILE_TABLE}
     assert (PROFILE_TABLE, HEALTH_TABLE) == (retention.PROFILE_TABLE, retention.HEALTH_TABLE)
+
+
+def test_nps_counts_only_answers_within_the_window_and_rules_come_from_config():
+    from datetime import UTC, datetime, timedelta
+
+    from streams.domain.scoring import load_config
+    from streams.replay import LocalPipeline
+    from streams.settings import Settings
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def answer(customer: str, day: int, score: int) -> tuple[str, dict]:
+        return ("SupportEvent", {"event_id": f"{customer}-n", "customer_id": customer,
+                                 "occurred_at": t0 + timedelta(days=day),
+                                 "kind": "nps_response", "ticket_id": None, "csat": None,
+                                 "nps": score, "sentiment": None, "category": None})
+
+    pipeline = LocalPipeline(Settings(_env_file=None, clock="event"))
+    pipeline.run([answer("old", 0, 2), answer("new", 100, 10)])
+    rules = load_config().retention
+    assert (rules.active_within_d, rules.churned_after_d, rules.nps_window_d) == (30, 90, 90)
+    now_d = (t0 + timedelta(days=120)).timestamp() / 86400
+    snapshot = snapshot_from_tables(pipeline.tables, now_d, rules)
+    assert snapshot["nps"] == 100.0 and snapshot["nps_answers"] == 1
