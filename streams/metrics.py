@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from streams.domain.retention import Snapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: event time -> processed: seconds up to a week (a replay of old events lands in +Inf)
+EVENT_AGE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+                     86400.0, 604800.0)
+SCORE_BUCKETS = tuple(float(x) for x in range(10, 101, 10))
+
+#: (topic, partition, lag in records) for each partition this worker consumes
+LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+class LagCollector(Collector):
+    """Consumer lag per topic-partition (end offset minus committed offset), computed
+    when Prometheus scrapes, from what the worker's consumer already knows."""
+
+    def __init__(self) -> None:
+        self.source: LagSource = lambda: ()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "churnwatch_consumer_lag", "Records not yet committed per topic-partition "
+            "(end offset minus committed offset).", labels=["topic", "partition"])
+        for topic, partition, lag in self.source():
+            family.add_metric([topic, str(partition)], lag)
+        yield family
 
 
 class Metrics:
@@ -38,6 +65,21 @@ class Metrics:
             "churnwatch_processing_seconds", "Time to process one record in a step.",
             ["step"], buckets=LATENCY_BUCKETS, registry=r)
 
+        self.event_age = Histogram(
+            "churnwatch_event_age_seconds", "Wall time from an event's occurred_at until a "
+            "step processed it.", ["step"], buckets=EVENT_AGE_BUCKETS, registry=r)
+        self.end_to_end = Histogram(
+            "churnwatch_end_to_end_seconds", "Wall time from the input record's append to "
+            "Kafka until an output it caused was sent.", ["type"], buckets=LATENCY_BUCKETS,
+            registry=r)
+        self.scores = Histogram(
+            "churnwatch_published_score", "Scores of published HealthScoreChanged events.",
+            buckets=SCORE_BUCKETS, registry=r)
+        self.customers_per_partition = Gauge(
+            "churnwatch_customers_per_partition", "Scored customers this worker holds, per "
+            "partition.", ["partition"], registry=r)
+        self.lag = LagCollector()
+        r.register(self.lag)
         self.timer_checked = Counter(
             "churnwatch_lapse_checks_total", "Customers re-scored by the silence timer.",
             registry=r)

@@ -35,6 +35,7 @@ from streams.settings import (
 )
 
 log = logging.getLogger("churnwatch")
+INPUT_TS_HEADER = "churnwatch.input_ts"
 
 #: Output record type -> logical topic.
 OUTPUT_TOPIC_OF = {
@@ -49,8 +50,20 @@ class Message(Protocol):
     topic: str
     partition: int
     offset: int
+    timestamp: float
     key: bytes | None
     value: bytes | None
+    headers: Any
+
+
+def header(message: Message, name: str) -> bytes | None:
+    """A header's value of a consumed message (Faust gives a list of pairs or a dict)."""
+    headers = message.headers or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:
+        if key == name:
+            return bytes(value) if value is not None else None
+    return None
 
 
 class Runtime:
@@ -70,6 +83,7 @@ class Runtime:
         self._topics: dict[str, faust.TopicT] = {}
         self.tables: dict[str, Any] = {}
         self.ready = False
+        self.metrics.lag.source = self.consumer_lag
         self.due = DueIndex()  # silence checks of this worker's customers
         self.due_stale = True  # rebuild the index from the health table after a rebalance
 
@@ -110,6 +124,8 @@ class Runtime:
         if isinstance(result, Rejection):
             await self.dead_letter(message, result, step)
             return None
+        age = datetime.now(UTC) - result.occurred_at
+        self.metrics.event_age.labels(step).observe(max(0.0, age.total_seconds()))
         key = result.customer_id.encode()
         if message.key != key:
             self.metrics.rekeyed.labels(step).inc()
@@ -141,27 +157,53 @@ class Runtime:
         return customer_ref(customer_id, hashed=self.settings.hash_customer_ids_in_logs)
 
     # -- outputs ---------------------------------------------------------------------------
-    async def send_signals(self, *, event: Event, family: str, partition: int,
+    async def send_signals(self, *, event: Event, family: str, message: Message,
                            signals: dict[str, float]) -> None:
-        """Publish a SignalUpdate on the partition the source event came from."""
+        """Publish a SignalUpdate on the partition the source event came from, carrying
+        the input record's append time for the end-to-end latency."""
         record = signal_update(event, family, signals)
-        await self.send_update(record, partition)
+        await self.send_update(record, message.partition,
+                               input_ms=int(message.timestamp * 1000))
 
-    async def send_update(self, record: dict[str, Any], partition: int) -> None:
+    async def send_update(self, record: dict[str, Any], partition: int,
+                          input_ms: int | None = None) -> None:
+        headers = [] if input_ms is None else [(INPUT_TS_HEADER, str(input_ms).encode())]
         await self.topic(TOPIC_SIGNALS).send(
             key=record["customer_id"].encode(), value=self.codec.encode("SignalUpdate", record),
-            partition=partition)
+            partition=partition, headers=headers)
 
-    async def publish(self, outputs: list[tuple[str, dict[str, Any]]], step: str) -> None:
-        """Send output records, each keyed by its customer id."""
+    async def publish(self, outputs: list[tuple[str, dict[str, Any]]], step: str,
+                      input_ms: int | None = None) -> None:
+        """Send output records, each keyed by its customer id; ``input_ms`` is the append
+        time of the input record that caused them (None for timer ticks)."""
         for type_name, record in outputs:
             await self.topic(OUTPUT_TOPIC_OF[type_name]).send(
                 key=record["customer_id"].encode(), value=self.codec.encode(type_name, record),
                 headers=[("churnwatch.type", type_name.encode()),
                          ("churnwatch.event_id", record["event_id"].encode())])
             self.metrics.outputs.labels(type_name, record.get("band") or "").inc()
+            if input_ms is not None:
+                self.metrics.end_to_end.labels(type_name).observe(
+                    max(0.0, time.time() - input_ms / 1000))
+            if type_name == "HealthScoreChanged":
+                self.metrics.scores.observe(record["score"])
             log.info("published %s %s", type_name, record["event_id"],
                      extra={"step": step, "customer": self.customer_ref(record["customer_id"])})
+
+    def consumer_lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, end offset - committed offset) for each assigned partition
+        whose end offset is known; read from the consumer's state, no request is sent."""
+        consumer = getattr(self.app, "_consumer", None)
+        if consumer is None:
+            return []
+        lag = []
+        for tp in sorted(consumer.assignment()):
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            lag.append((tp.topic, tp.partition, max(0, int(end) - int(committed or 0))))
+        return lag
 
     def timed(self, step: str) -> Callable[[], None]:
         """Start timing one record's processing; call the result when done."""

@@ -28,7 +28,7 @@ async def publish_signals(rt: Runtime, family: FeatureFamily, event: Event, mess
         rt.metrics.duplicates.labels(family.step).inc()
         return
     rt.metrics.events_accepted.labels(family.step).inc()
-    await rt.send_signals(event=event, family=family.family, partition=message.partition,
+    await rt.send_signals(event=event, family=family.family, message=message,
                           signals=result.signals)
 
 

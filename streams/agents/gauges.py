@@ -24,6 +24,9 @@ def register(app: faust.App, rt: Runtime) -> Any:
         snapshot = snapshot_from_tables(rt.tables, to_ms(now) / DAY_MS,
                                         rt.scoring.retention)
         rt.metrics.set_snapshot(snapshot)
+        rt.metrics.customers_per_partition.clear()
+        for partition, count in rt.due.partition_counts().items():
+            rt.metrics.customers_per_partition.labels(str(partition)).set(count)
         log.debug("retention gauges refreshed: %s customers", snapshot["customers"],
                   extra={"step": STEP})
 

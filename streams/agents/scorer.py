@@ -14,7 +14,7 @@ import faust
 from streams.codec import DecodeError
 from streams.domain.events import Rejection
 from streams.pipeline import HEALTH_TABLE, PROFILE_TABLE, score_step
-from streams.runtime import Runtime
+from streams.runtime import INPUT_TS_HEADER, Runtime, header
 from streams.settings import TOPIC_SIGNALS
 
 STEP = "scorer"
@@ -38,7 +38,9 @@ def register(app: faust.App, rt: Runtime) -> Any:
                                     message.partition)
                 if result.due_ms is not None:
                     rt.due.schedule(update["customer_id"], result.due_ms, message.partition)
-                await rt.publish(result.outputs, STEP)
+                input_ts = header(message, INPUT_TS_HEADER)
+                await rt.publish(result.outputs, STEP,
+                                 input_ms=int(input_ts) if input_ts else None)
             done()
             yield None
 

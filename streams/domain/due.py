@@ -38,6 +38,13 @@ class DueIndex:
                 out.append((customer_id, partition))
         return out
 
+    def partition_counts(self) -> dict[int, int]:
+        """How many scheduled customers each partition holds."""
+        counts: dict[int, int] = {}
+        for _, partition in self._due.values():
+            counts[partition] = counts.get(partition, 0) + 1
+        return counts
+
     def keep_partitions(self, partitions: Collection[int]) -> None:
         """Drop every customer of a partition this worker no longer holds."""
         keep = set(partitions)

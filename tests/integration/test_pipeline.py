@@ -20,7 +20,7 @@ from streams.settings import (
     Settings,
 )
 from streams.topics import ensure_topics
-from tests.integration.workers import WorkerProcess
+from tests.integration.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +109,23 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     assert alert["contactable"] is True and alert["channels"] == ["email"]
     assert alert["suggested_play"].startswith("Incentive: 20% off")
     assert alert["config_version"] == health[1]["config_version"]
+
+    # latency and lag metrics
+    assert worker.metric("churnwatch_end_to_end_seconds_count", type="CustomerAtRisk") == 1
+    assert worker.metric("churnwatch_event_age_seconds_count", step="purchases") == 8
+    purchases = settings.topic(TOPIC_PURCHASES)
+
+    def lag_lines() -> list[str]:
+        answer = worker._get("/metrics")
+        text = answer[1] if answer else ""
+        return [line for line in text.splitlines()
+                if line.startswith("churnwatch_consumer_lag{") and purchases in line]
+
+    # every partition of the input topic is reported, and drains to 0 once committed
+    wait_for(lambda: len(lag_lines()) == settings.partitions
+             and all(line.endswith(" 0.0") for line in lag_lines()),
+             timeout=60, what="consumer lag 0 on every purchases partition",
+             on_timeout=lambda: "\n".join(lag_lines()))
 
     # the live retention gauges see the same customer
     worker.wait_metric("churnwatch_customers", 1, band="at_risk")
