@@ -61,6 +61,9 @@ class Metrics:
         self.outputs = Counter(
             "churnwatch_outputs_total", "Output events published.",
             ["type", "band"], registry=r)
+        self.at_risk = Counter(
+            "churnwatch_at_risk_total", "CustomerAtRisk events by likely churn reason and "
+            "the team they are routed to.", ["churn_reason", "team"], registry=r)
         self.processing_seconds = Histogram(
             "churnwatch_processing_seconds", "Time to process one record in a step.",
             ["step"], buckets=LATENCY_BUCKETS, registry=r)

@@ -187,6 +187,8 @@ class Runtime:
                     max(0.0, time.time() - input_ms / 1000))
             if type_name == "HealthScoreChanged":
                 self.metrics.scores.observe(record["score"])
+            elif type_name == "CustomerAtRisk":
+                self.metrics.at_risk.labels(record["churn_reason"], record["route_to_team"]).inc()
             log.info("published %s %s", type_name, record["event_id"],
                      extra={"step": step, "customer": self.customer_ref(record["customer_id"])})
 

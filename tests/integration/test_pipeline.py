@@ -112,6 +112,8 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
 
     # latency and lag metrics
     assert worker.metric("churnwatch_end_to_end_seconds_count", type="CustomerAtRisk") == 1
+    assert worker.metric("churnwatch_at_risk_total", churn_reason="roi_not_seen",
+                         team="customer_success") == 1
     assert worker.metric("churnwatch_event_age_seconds_count", step="purchases") == 8
     purchases = settings.topic(TOPIC_PURCHASES)
 
