@@ -12,13 +12,14 @@ STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard streams tests bench)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars lint test demo constraints clean
+.PHONY: help venv kafka-jars lint rules-test test demo constraints clean
 
 help:
 	@echo "make venv         create $(VENV) and install churnwatch with its dev tools (pinned by constraints.txt)"
 	@echo "make kafka-jars   fetch the Apache Kafka jars used by scripts/kafka-local.sh"
 	@echo "make lint         ruff check and mypy (strict, on streams/)"
-	@echo "make test         lint, then every test (unit, agents, integration with a real Kafka broker)"
+	@echo "make rules-test   promtool check and unit tests of the Prometheus alert rules"
+	@echo "make test         lint, rule tests, then every test (unit, agents, integration with a real Kafka broker)"
 	@echo "make demo         run the end-to-end demo against a local broker"
 	@echo "make constraints  re-resolve the dependencies and rewrite constraints.txt"
 	@echo "make clean        remove $(VENV) and build and tool caches"
@@ -39,8 +40,21 @@ lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 
+# promtool and prometheus come from Debian's `prometheus` package (.ci/run installs it);
+# the rule tests and tests/integration/test_prometheus.py need them, so none is skipped.
+PROMTOOL ?= promtool
+RULES := deploy/prometheus/rules.yml
+RULES_TEST := deploy/prometheus/rules.test.yml
+
+rules-test:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
+	  echo "promtool not found: install the prometheus package (apt-get install prometheus)" >&2; \
+	  exit 1; }
+	$(PROMTOOL) check rules $(RULES)
+	$(PROMTOOL) test rules $(RULES_TEST)
+
 # pytest's exit status is make's: any failure, and exit 5 (no tests collected), fails.
-test: lint kafka-jars
+test: lint kafka-jars rules-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: venv kafka-jars
