@@ -53,6 +53,11 @@ CORE_PANELS = {
     "Outputs per type and band": "positive",
     "Health score changes per band": "positive",
     "Processing latency p50 / p95 per step": "data",
+    "Consumer lag per topic": "data",
+    "End-to-end latency p50 / p95 per output": "data",
+    "Customers per band": "positive",
+    "Scored customers per partition": "positive",
+    "Customers per segment and activity": "positive",
 }
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
