@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
+from streams.processes import stop_process
 from streams.settings import INPUT_TOPICS, Settings
 from streams.topics import ensure_topics
 
@@ -144,8 +145,7 @@ def worker_rate(settings: Settings, expected: int, workdir: Path) -> tuple[float
         else:
             raise SystemExit(f"worker processed only {processed(settings.web_port)} events")
     finally:
-        proc.terminate()
-        proc.wait(60)
+        stop_process(proc, 60)
         log.close()
     sustained = 0.8 * expected / (marks[0.9] - marks[0.1])
     return sustained, marks[0.9] - marks[0.1]

@@ -54,6 +54,7 @@ from streams.kafka_io import (
     make_producer,
     produce_records,
 )
+from streams.processes import stop_process
 from streams.scenario import LAPSING, PERSONAS, Record, iter_days, persona_of, personas
 from streams.settings import OUTPUT_TOPICS, Settings
 
@@ -482,14 +483,7 @@ class WorkerChild:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait, then SIGKILL; returns the exit status."""
         try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-            return self.proc.returncode
+            return stop_process(self.proc, timeout)
         finally:
             self._log.close()
 

@@ -24,6 +24,7 @@ import yaml
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_raw, produce_records
+from streams.processes import stop_process
 from streams.settings import TOPIC_PURCHASES, Settings
 from streams.topics import ensure_topics
 from tests.conftest import free_port
@@ -161,14 +162,10 @@ class PrometheusServer:
         return self.api("/api/v1/query", query=promql)
 
     def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
+        try:
+            stop_process(self.proc, timeout)
+        finally:
+            self._log.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.processes import stop_process
 from streams.settings import Settings
 
 
@@ -99,13 +100,8 @@ class WorkerProcess:
         wait_for(lambda: self.metric(name, **labels) >= at_least, timeout=timeout,
                  what=f"{name}{labels} >= {at_least}", on_timeout=self.log_tail)
 
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
+    def stop(self, timeout: float = 30) -> int | None:
+        try:
+            return stop_process(self.proc, timeout)
+        finally:
+            self._log.close()
