@@ -61,6 +61,9 @@ class Metrics:
         self.outputs = Counter(
             "churnwatch_outputs_total", "Output events published.",
             ["type", "band"], registry=r)
+        self.agent_crashes = Counter(
+            "churnwatch_agent_crashes_total", "Agent crashes (the agent is restarted; the "
+            "worker reports not ready for a minute after each).", ["agent"], registry=r)
         self.at_risk = Counter(
             "churnwatch_at_risk_total", "CustomerAtRisk events by likely churn reason and "
             "the team they are routed to.", ["churn_reason", "team"], registry=r)

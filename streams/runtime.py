@@ -36,6 +36,8 @@ from streams.settings import (
 
 log = logging.getLogger("churnwatch")
 INPUT_TS_HEADER = "churnwatch.input_ts"
+#: a worker reports not ready for this long after an agent crashed
+CRASH_WINDOW_S = 60.0
 
 #: Output record type -> logical topic.
 OUTPUT_TOPIC_OF = {
@@ -83,9 +85,43 @@ class Runtime:
         self._topics: dict[str, faust.TopicT] = {}
         self.tables: dict[str, Any] = {}
         self.ready = False
+        self._crashed_at: dict[str, float] = {}  # agent name -> monotonic time of crash
         self.metrics.lag.source = self.consumer_lag
         self.due = DueIndex()  # silence checks of this worker's customers
         self.due_stale = True  # rebuild the index from the health table after a rebalance
+
+    def watch(self, agent: Any) -> Any:
+        """Have an agent's crashes counted and reported by /ready (Faust's own error
+        handling, which tells the consumer, still runs after ours)."""
+        original = agent._on_error
+
+        async def on_error(crashed: Any, exc: BaseException) -> None:
+            await self.on_agent_error(crashed, exc)
+            if original is not None:
+                await original(crashed, exc)
+
+        agent._on_error = on_error
+        return agent
+
+    async def on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        """Called by Faust when an agent raises: log, count, and report not ready."""
+        name = str(getattr(agent, "name", agent))
+        self._crashed_at[name] = time.monotonic()
+        self.metrics.agent_crashes.labels(name).inc()
+        log.error("agent %s crashed and is restarted: %r", name, exc, exc_info=exc,
+                  extra={"step": name})
+
+    def not_ready_because(self) -> str | None:
+        """Why the worker is not ready, or None when it is."""
+        if not self.ready:
+            return "partitions not assigned"
+        if not self.recovered():
+            return "tables recovering"
+        now = time.monotonic()
+        crashed = sorted(n for n, t in self._crashed_at.items() if now - t < CRASH_WINDOW_S)
+        if crashed:
+            return f"agent crashed within {CRASH_WINDOW_S:g}s: {', '.join(crashed)}"
+        return None
 
     def recovered(self) -> bool:
         """True once this worker's tables are recovered from their changelogs."""

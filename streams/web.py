@@ -21,9 +21,10 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        if rt.ready and rt.recovered():
+        problem = rt.not_ready_because()
+        if problem is None:
             return web.json({"status": "ready"})
-        return web.json({"status": "starting"}, status=503)
+        return web.json({"status": "not ready", "reason": problem}, status=503)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _rebalanced(sender: Any, **kwargs: Any) -> None:

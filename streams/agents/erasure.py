@@ -33,4 +33,5 @@ def register(app: faust.App, rt: Runtime) -> Any:
                     "step": STEP, "customer": rt.customer_ref(event.customer_id)})
             yield None
 
-    return app.agent(rt.topic(TOPIC_ERASURE), name="churnwatch.erasure", concurrency=1)(erasure)
+    agent = app.agent(rt.topic(TOPIC_ERASURE), name="churnwatch.erasure", concurrency=1)
+    return rt.watch(agent(erasure))

@@ -53,5 +53,5 @@ def register_feature_agent(app: faust.App, rt: Runtime, family: FeatureFamily) -
             done()
             yield None
 
-    return app.agent(rt.topic(family.topic), name=f"churnwatch.{family.step}",
-                     concurrency=1)(process)
+    return rt.watch(app.agent(rt.topic(family.topic), name=f"churnwatch.{family.step}",
+                     concurrency=1)(process))

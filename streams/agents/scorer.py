@@ -44,4 +44,5 @@ def register(app: faust.App, rt: Runtime) -> Any:
             done()
             yield None
 
-    return app.agent(rt.topic(TOPIC_SIGNALS), name="churnwatch.scorer", concurrency=1)(scorer)
+    agent = app.agent(rt.topic(TOPIC_SIGNALS), name="churnwatch.scorer", concurrency=1)
+    return rt.watch(agent(scorer))

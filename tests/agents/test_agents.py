@@ -134,3 +134,13 @@ async def test_a_defect_while_applying_is_dead_lettered_and_the_agent_goes_on(ru
     assert letter["reason"] == "processing_error"
     assert letter["customer_id"] == "broken" and "JSONDecodeError" in letter["error"]
     assert [s["key"] for s in sent(runtime, TOPIC_SIGNALS)] == [b"c1"]
+
+
+async def test_a_crashing_agent_makes_the_worker_not_ready(runtime, monkeypatch):
+    agent = purchases.register(runtime.app, runtime)
+    monkeypatch.setattr(runtime, "recovered", lambda: True)
+    runtime.ready = True
+    assert runtime.not_ready_because() is None
+    await agent._on_error(agent, RuntimeError("boom"))  # what Faust calls when it raises
+    assert "churnwatch.purchases" in (runtime.not_ready_because() or "")
+    assert runtime.metrics.agent_crashes.labels("churnwatch.purchases")._value.get() == 1
