@@ -46,14 +46,15 @@ def intake(
         return Rejection(exc.reason, str(exc))
     try:
         event = parse_event(type_name, record)
-        if not isinstance(event, ErasureRequest):  # an erasure request is never too late
-            check_event_time(event.occurred_at, now=wall_now,
-                             lower_bound=clock.lower_bound(wall_now, stream),
-                             max_future=limits.max_future)
+        erasure = isinstance(event, ErasureRequest)  # never too late, but not in the future
+        check_event_time(event.occurred_at, now=wall_now,
+                         lower_bound=None if erasure else clock.lower_bound(wall_now, stream),
+                         max_future=limits.max_future)
     except InvalidEvent as exc:
         return Rejection(exc.reason, str(exc), _field(record, "event_id"),
                          _field(record, "customer_id"))
-    clock.observe(event.occurred_at, stream)
+    if not erasure:
+        clock.observe(event.occurred_at, stream)
     return event
 
 

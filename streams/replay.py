@@ -51,21 +51,21 @@ class LocalPipeline:
         """Run one decoded input record through the pipeline; return its outputs."""
         try:
             event = parse_event(type_name, record)
-            if not isinstance(event, ErasureRequest):
-                wall_now = datetime.now(UTC)
-                check_event_time(event.occurred_at, now=wall_now,
-                                 lower_bound=self.clock.lower_bound(wall_now),
-                                 max_future=self.max_future)
+            erasure = isinstance(event, ErasureRequest)  # never too late, not in the future
+            wall_now = datetime.now(UTC)
+            check_event_time(event.occurred_at, now=wall_now,
+                             lower_bound=None if erasure else self.clock.lower_bound(wall_now),
+                             max_future=self.max_future)
         except InvalidEvent as exc:
             self.rejections.append(Rejection(exc.reason, str(exc),
                                              record.get("event_id"), record.get("customer_id")))
             return []
-        self.clock.observe(event.occurred_at)
         if isinstance(event, ErasureRequest):
             for table in self.tables.values():
                 table.pop(event.customer_id.encode(), None)
             self.due.forget(event.customer_id)
             return []
+        self.clock.observe(event.occurred_at)
         family = FAMILIES[type_name]
         result = feature_step(family, self.tables[family.table], event, self.settings)
         if not result.changed or not result.signals:

@@ -24,6 +24,9 @@ class DueIndex:
             return
         self._due[customer_id] = (due_ms, partition)
         heapq.heappush(self._heap, (due_ms, customer_id, partition))
+        if len(self._heap) > 2 * len(self._due) + 1024:  # drop stale entries
+            self._heap = [(d, c, p) for c, (d, p) in self._due.items()]
+            heapq.heapify(self._heap)
 
     def forget(self, customer_id: str) -> None:
         self._due.pop(customer_id, None)

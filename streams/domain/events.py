@@ -217,10 +217,14 @@ def parse_event(type_name: str, record: Mapping[str, Any]) -> Event:
         consent = record.get("consent") or {}
         segment = _text(record, "segment")
         assert segment is not None
+        signup_at = _time(record, "signup_at")
+        if signup_at > occurred_at + timedelta(days=1):
+            raise _bad("signup_at", f"{signup_at.isoformat()} is after the profile change at "
+                                    f"{occurred_at.isoformat()}")
         return ProfileChange(
             event_id, customer_id, occurred_at,
             segment=segment.lower(),
-            signup_at=_time(record, "signup_at"),
+            signup_at=signup_at,
             plan=_text(record, "plan", optional=True),
             mrr_minor=_int(record, "mrr_minor", 0, MAX_AMOUNT_MINOR, optional=True),
             cost_to_serve_minor=_int(record, "cost_to_serve_minor", 0, MAX_AMOUNT_MINOR,

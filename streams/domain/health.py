@@ -54,16 +54,15 @@ class CustomerHealth:
         self.ema = (round(ema7, 3), round(ema30, 3), max(at_ms, since))
         return trend
 
-    def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> bool:
-        """Replace one family's signals if this update is not older than the last one."""
-        if at_ms < self.signals_ms.get(family, at_ms):
-            return False
+    def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> None:
+        """Replace one family's signals. An update describes the family's whole state
+        (a late event included), and a family's updates for a customer arrive in the order
+        they were made (one partition), so the latest update always wins."""
         prefix = family + "."
         for name in [n for n in self.signals if n.startswith(prefix)]:
             del self.signals[name]
         self.signals.update(values)
-        self.signals_ms[family] = at_ms
-        return True
+        self.signals_ms[family] = max(at_ms, self.signals_ms.get(family, at_ms))
 
     def to_json(self) -> dict[str, Any]:
         return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "t": self.signals_ms,

@@ -46,3 +46,13 @@ def test_each_tick_touches_only_due_customers(schedule, now, limit):
     assert len({c for c, _ in popped}) == len(popped)
     due_count = sum(1 for d in latest.values() if d <= now)
     assert len(popped) == min(limit, due_count)
+
+
+def test_rescheduling_often_does_not_grow_the_heap_without_bound():
+    index = DueIndex()
+    for n in range(20_000):
+        index.schedule(f"c{n % 10}", 1_000 + n, 0)
+    assert len(index) == 10
+    assert len(index._heap) <= 2 * 10 + 1024 + 1
+    due = index.pop_due(10**9, limit=100)
+    assert sorted(c for c, _ in due) == sorted(f"c{n}" for n in range(10))

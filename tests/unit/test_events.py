@@ -97,3 +97,11 @@ def test_event_time_clock_tracks_each_stream():
     clock.observe(T0 + timedelta(days=1), "fast")
     # the slow stream has been idle for 40 s: it no longer holds "now" back
     assert clock.now() == T0 - timedelta(days=2)
+
+
+def test_signup_after_the_profile_change_is_rejected():
+    record = {"event_id": "p1", "customer_id": "c1", "occurred_at": T0, "segment": "b2c",
+              "signup_at": T0 + timedelta(days=365 * 180)}
+    with pytest.raises(InvalidEvent) as info:
+        parse_event("ProfileChange", record)
+    assert info.value.field_name == "signup_at"

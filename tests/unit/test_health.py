@@ -67,11 +67,13 @@ def test_customer_without_consent_is_reported_not_contactable():
     assert alert["fit_status"] == "unknown"
 
 
-def test_older_signal_update_does_not_override_newer():
+def test_a_late_events_update_carries_the_whole_state_and_wins():
     health = CustomerHealth()
-    assert health.update_signals("support", 200, {"support.nps": 9.0})
-    assert not health.update_signals("support", 100, {"support.nps": 2.0})
-    assert health.signals == {"support.nps": 9.0}
+    health.update_signals("purchase", 200, {"purchase.orders_total": 2.0})
+    # a late purchase (event time 150) arrives: its update describes all three orders
+    health.update_signals("purchase", 150, {"purchase.orders_total": 3.0})
+    assert health.signals == {"purchase.orders_total": 3.0}
+    assert health.signals_ms == {"purchase": 200}
 
 
 def test_state_round_trips():

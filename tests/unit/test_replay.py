@@ -61,3 +61,19 @@ def test_too_late_records_are_rejected_with_reason():
     pipeline.run(history())
     pipeline.process(*purchase("steady", 99, 1))
     assert [r.reason for r in pipeline.rejections] == ["too_late"]
+
+
+def test_a_future_erasure_request_is_rejected_and_does_not_move_the_clock():
+    pipeline = LocalPipeline(settings())
+    pipeline.run(history()[:5])
+    before = pipeline.clock.now()
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    pipeline.process("ErasureRequest", {"event_id": "x", "customer_id": "steady",
+                                        "occurred_at": far})
+    assert [r.reason for r in pipeline.rejections] == ["in_future"]
+    assert pipeline.clock.now() == before
+    # an erasure far in the past is honoured and does not move the clock either
+    pipeline.process("ErasureRequest", {"event_id": "y", "customer_id": "steady",
+                                        "occurred_at": T0 - timedelta(days=900)})
+    assert pipeline.clock.now() == before
+    assert all(b"steady" not in table for table in pipeline.tables.values())
