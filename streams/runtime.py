@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import faust
+from aiokafka.partitioner import murmur2
 
 from streams.codec import Codec, build_codec
 from streams.domain.clock import Clock, make_clock
@@ -163,13 +164,19 @@ class Runtime:
         age = datetime.now(UTC) - result.occurred_at
         self.metrics.event_age.labels(step).observe(max(0.0, age.total_seconds()))
         key = result.customer_id.encode()
-        if message.key != key:
+        if message.key != key or message.partition != self.partition_of(key):
+            # keyed otherwise, or partitioned by another hash than murmur2: re-send it so
+            # that it lands on the partition holding the rest of the customer's state
             self.metrics.rekeyed.labels(step).inc()
-            log.info("re-keyed record", extra={"step": step, "topic": message.topic,
-                                               "offset": message.offset})
+            log.info("re-sent record %s/%s/%s keyed by its customer id", message.topic,
+                     message.partition, message.offset, extra={"step": step})
             await self.app.producer.send(message.topic, key, message.value, None, None, None)
             return None
         return result
+
+    def partition_of(self, key: bytes) -> int:
+        """The partition a key belongs on: murmur2, as Java clients and Faust do."""
+        return int(murmur2(key) & 0x7FFFFFFF) % self.settings.partitions
 
     async def dead_letter(self, message: Message, rejection: Rejection, step: str) -> None:
         now = datetime.now(UTC)

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     lapse_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between silence (lapse) timer ticks."
     )
+    lapse_pause_behind_s: float = Field(
+        300.0, ge=0, description="Silence checks pause while the inputs a worker reads trail "
+        "the wall clock by more than this (catching up after an outage)."
+    )
     gauges_interval_s: float = Field(
         30.0, gt=0, description="Seconds between refreshes of the retention gauges."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -58,6 +59,12 @@ def register(app: faust.App, rt: Runtime) -> Any:
             log.info("due index rebuilt with %d customers", count, extra={"step": STEP})
         now = rt.clock.now()
         if now is None:
+            return
+        behind = rt.clock.behind(datetime.now(UTC)).total_seconds()
+        if behind > rt.settings.lapse_pause_behind_s:
+            # catching up a backlog: customers' newest events may still be queued, so a
+            # silence check now would flag them on stale signals
+            log.info("silence checks paused: inputs %.0f s behind", behind, extra={"step": STEP})
             return
         due = rt.due.pop_due(to_ms(now), MAX_PER_TICK)
         for customer_id, partition in due:

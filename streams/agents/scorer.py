@@ -34,8 +34,16 @@ def register(app: faust.App, rt: Runtime) -> Any:
             except DecodeError as exc:
                 await rt.dead_letter(message, Rejection(exc.reason, str(exc)), STEP)
             else:
-                result = score_step(health_table, profiles, update, rt.scoring, rt.settings,
-                                    message.partition)
+                try:
+                    result = score_step(health_table, profiles, update, rt.scoring,
+                                        rt.settings, message.partition)
+                except (ValueError, TypeError, KeyError) as exc:  # a defect: route it
+                    await rt.dead_letter(message, Rejection(
+                        "processing_error", repr(exc), update.get("event_id"),
+                        update.get("customer_id")), STEP)
+                    done()
+                    yield None
+                    continue
                 if result.due_ms is not None:
                     rt.due.schedule(update["customer_id"], result.due_ms, message.partition)
                 input_ts = header(message, INPUT_TS_HEADER)

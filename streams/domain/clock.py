@@ -29,12 +29,37 @@ class Clock(Protocol):
     def observe(self, event_time: datetime, stream: Hashable = None) -> None:
         """Tell the clock an event with this time was accepted from ``stream``."""
 
+    def behind(self, wall_now: datetime) -> timedelta:
+        """How far the streams being read trail the wall clock (catching up a backlog)."""
+
+
+class _Streams:
+    """Latest event time per stream and when each stream last delivered one."""
+
+    def __init__(self, idle_s: float, monotonic: Callable[[], float]) -> None:
+        self.idle_s = idle_s
+        self.monotonic = monotonic
+        self.latest: dict[Hashable, datetime] = {}
+        self.seen_at: dict[Hashable, float] = {}
+
+    def observe(self, event_time: datetime, stream: Hashable) -> None:
+        self.seen_at[stream] = self.monotonic()
+        latest = self.latest.get(stream)
+        if latest is None or event_time > latest:
+            self.latest[stream] = event_time
+
+    def active(self) -> list[datetime]:
+        cutoff = self.monotonic() - self.idle_s
+        return [t for s, t in self.latest.items() if self.seen_at[s] >= cutoff]
+
 
 class WallClock:
     """Live operation: now is the machine's UTC time."""
 
-    def __init__(self, allowed_lateness: timedelta) -> None:
+    def __init__(self, allowed_lateness: timedelta, *, idle_s: float = IDLE_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lateness = allowed_lateness
+        self._streams = _Streams(idle_s, monotonic)
 
     def now(self) -> datetime | None:
         return datetime.now(UTC)
@@ -43,7 +68,13 @@ class WallClock:
         return wall_now - self._lateness
 
     def observe(self, event_time: datetime, stream: Hashable = None) -> None:
-        return None
+        self._streams.observe(event_time, stream)
+
+    def behind(self, wall_now: datetime) -> timedelta:
+        """The slowest stream that delivered events lately against the wall clock: large
+        while a worker works through a backlog (after an outage), about zero otherwise."""
+        active = self._streams.active()
+        return max(timedelta(0), wall_now - min(active)) if active else timedelta(0)
 
 
 class EventTimeClock:
@@ -52,17 +83,13 @@ class EventTimeClock:
     def __init__(self, allowed_lateness: timedelta, *, idle_s: float = IDLE_S,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lateness = allowed_lateness
-        self._idle_s = idle_s
-        self._monotonic = monotonic
-        self._latest: dict[Hashable, datetime] = {}
-        self._seen_at: dict[Hashable, float] = {}
+        self._streams = _Streams(idle_s, monotonic)
 
     def now(self) -> datetime | None:
-        if not self._latest:
+        if not self._streams.latest:
             return None
-        cutoff = self._monotonic() - self._idle_s
-        active = [t for s, t in self._latest.items() if self._seen_at[s] >= cutoff]
-        slowest = min(active) if active else max(self._latest.values())
+        active = self._streams.active()
+        slowest = min(active) if active else max(self._streams.latest.values())
         return slowest - self._lateness
 
     def watermark(self) -> datetime | None:
@@ -70,14 +97,15 @@ class EventTimeClock:
         return self.now()
 
     def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
-        latest = self._latest.get(stream)
+        latest = self._streams.latest.get(stream)
         return None if latest is None else latest - self._lateness
 
     def observe(self, event_time: datetime, stream: Hashable = None) -> None:
-        self._seen_at[stream] = self._monotonic()
-        latest = self._latest.get(stream)
-        if latest is None or event_time > latest:
-            self._latest[stream] = event_time
+        self._streams.observe(event_time, stream)
+
+    def behind(self, wall_now: datetime) -> timedelta:
+        """Never: on event time, "now" is the watermark itself."""
+        return timedelta(0)
 
 
 def make_clock(mode: str, allowed_lateness: timedelta) -> Clock:

@@ -26,7 +26,7 @@ T0 = datetime(2026, 2, 2, tzinfo=UTC)
 @pytest.fixture
 async def runtime(make_settings):
     # async: the app binds to the test's running event loop instead of making its own
-    settings = make_settings(clock="event")
+    settings = make_settings(clock="event", partitions=1)  # test_context puts on partition 0
     app = create_app(settings)
     rt = Runtime(app, settings)
     for logical in (TOPIC_SIGNALS, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_AT_RISK,
@@ -144,3 +144,22 @@ async def test_a_crashing_agent_makes_the_worker_not_ready(runtime, monkeypatch)
     await agent._on_error(agent, RuntimeError("boom"))  # what Faust calls when it raises
     assert "churnwatch.purchases" in (runtime.not_ready_because() or "")
     assert runtime.metrics.agent_crashes.labels("churnwatch.purchases")._value.get() == 1
+
+
+async def test_scorer_dead_letters_unreadable_state_and_goes_on(runtime):
+    agent = scorer.register(runtime.app, runtime)
+    codec = runtime.codec
+    runtime.tables["customer-health"].data[b"broken"] = b'{"s": {}}'  # an old, partial value
+
+    def update(customer):
+        return codec.encode("SignalUpdate", {
+            "event_id": f"{customer}-1", "customer_id": customer, "occurred_at": T0,
+            "family": "purchase", "signals": {"purchase.last_at_d": T0.timestamp() / 86400}})
+
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"broken", value=update("broken"))
+        await ctx.put(key=b"c1", value=update("c1"))
+    (letter,) = [codec.decode(s["value"], "DeadLetter")[1]
+                 for s in sent(runtime, TOPIC_DEAD_LETTER)]
+    assert letter["reason"] == "processing_error" and letter["step"] == "scorer"
+    assert [s["key"] for s in sent(runtime, TOPIC_HEALTH)] == [b"c1"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import murmur2
 
 from streams.codec import build_codec
 from streams.kafka_io import collect, make_producer, produce_raw, produce_records
@@ -176,13 +177,21 @@ def test_duplicates_and_wrong_keys(settings, worker):
     produce_records(settings, codec, [first, first, first])
     # a record keyed by something other than its customer id is re-keyed, not lost
     produce_raw(settings, TOPIC_PURCHASES, b"wrong-key", codec.encode(*purchase("dave", 1, 1.0)))
+    # a record with the right key on the wrong partition (a producer hashing keys with
+    # another partitioner) is moved to the customer's partition too
+    producer = make_producer(settings)
+    right = (murmur2(b"hank") & 0x7FFFFFFF) % settings.partitions
+    producer.produce(settings.topic(TOPIC_PURCHASES), key=b"hank",
+                     value=codec.encode(*purchase("hank", 1, 1.0)),
+                     partition=(right + 1) % settings.partitions)
+    assert producer.flush(30) == 0
     worker.wait_metric("churnwatch_duplicate_events_total", 2, step="purchases")
-    worker.wait_metric("churnwatch_events_accepted_total", 2, step="purchases")
+    worker.wait_metric("churnwatch_events_accepted_total", 3, step="purchases")
     health = collect(settings, codec, [TOPIC_HEALTH], timeout=60,
-                     until=lambda got: len(got) >= 2)
-    assert sorted(r["customer_id"] for _, _, r in health) == ["carol", "dave"]
-    assert worker.metric("churnwatch_rekeyed_events_total", step="purchases") == 1
-    assert worker.metric("churnwatch_events_accepted_total", step="purchases") == 2
+                     until=lambda got: len(got) >= 3)
+    assert sorted(r["customer_id"] for _, _, r in health) == ["carol", "dave", "hank"]
+    assert worker.metric("churnwatch_rekeyed_events_total", step="purchases") == 2
+    assert worker.metric("churnwatch_events_accepted_total", step="purchases") == 3
 
 
 @pytest.mark.parametrize("compression", ["lz4", "snappy", "zstd", "gzip"])

@@ -105,3 +105,14 @@ def test_signup_after_the_profile_change_is_rejected():
     with pytest.raises(InvalidEvent) as info:
         parse_event("ProfileChange", record)
     assert info.value.field_name == "signup_at"
+
+
+def test_wall_clock_knows_when_it_is_catching_up_a_backlog():
+    wall = [0.0]
+    clock = WallClock(timedelta(days=3), idle_s=5, monotonic=lambda: wall[0])
+    assert clock.behind(T0) == timedelta(0)
+    clock.observe(T0 - timedelta(hours=6), ("purchases", 0))  # an old event from a backlog
+    clock.observe(T0 - timedelta(seconds=1), ("purchases", 1))
+    assert clock.behind(T0) == timedelta(hours=6)
+    wall[0] = 10.0  # no event for 10 s: the backlog is done
+    assert clock.behind(T0) == timedelta(0)
