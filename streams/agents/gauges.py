@@ -1,18 +1,21 @@
 """Live retention gauges: customers per band, segment and activity state, and NPS, over
-the customers this worker holds, refreshed by a timer (a read-only pass over the tables)."""
+the customers this worker holds, refreshed by a timer: a read-only pass over the tables
+that yields to the agents every few hundred customers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
 
 from streams.domain.buckets import DAY_MS, to_ms
-from streams.domain.retention import snapshot_from_tables
+from streams.domain.retention import SnapshotBuilder, customer_keys
 from streams.runtime import Runtime
 
 STEP = "gauges"
+CHUNK = 500
 log = logging.getLogger("churnwatch.gauges")
 
 
@@ -21,8 +24,12 @@ def register(app: faust.App, rt: Runtime) -> Any:
         now = rt.clock.now()
         if now is None or not rt.recovered():
             return
-        snapshot = snapshot_from_tables(rt.tables, to_ms(now) / DAY_MS,
-                                        rt.scoring.retention)
+        builder = SnapshotBuilder(rt.tables, to_ms(now) / DAY_MS, rt.scoring.retention)
+        for n, key in enumerate(customer_keys(rt.tables)):
+            builder.add(key)
+            if n % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)  # let the agents run between chunks
+        snapshot = builder.result()
         rt.metrics.set_snapshot(snapshot)
         rt.metrics.customers_per_partition.clear()
         for partition, count in rt.due.partition_counts().items():

@@ -237,6 +237,68 @@ def _days(ms: int | None) -> float | None:
     return None if ms is None else ms / DAY_MS
 
 
+def customer_keys(tables: Mapping[str, Mapping[bytes, bytes]]) -> set[bytes]:
+    """Every customer with a state in any of the pipeline's tables."""
+    keys: set[bytes] = set()
+    for name in (PURCHASE_TABLE, ENGAGEMENT_TABLE, SUPPORT_TABLE, PROFILE_TABLE, HEALTH_TABLE):
+        keys.update(tables.get(name, {}))
+    return keys
+
+
+class SnapshotBuilder:
+    """Builds a :class:`Snapshot` one customer at a time, so that a caller on an event
+    loop can yield between customers."""
+
+    def __init__(self, tables: Mapping[str, Mapping[bytes, bytes]], now_d: float,
+                 rules: ActivityRules) -> None:
+        self.now_d, self.rules = now_d, rules
+        self.purchases = tables.get(PURCHASE_TABLE, {})
+        self.engagement = tables.get(ENGAGEMENT_TABLE, {})
+        self.support = tables.get(SUPPORT_TABLE, {})
+        self.profiles = tables.get(PROFILE_TABLE, {})
+        self.health = tables.get(HEALTH_TABLE, {})
+        self.customers = 0
+        self.bands: Counter[str] = Counter({band: 0 for band in (*BANDS, UNSCORED)})
+        self.activity: Counter[str] = Counter({state: 0 for state in ACTIVITIES})
+        self.segments: Counter[str] = Counter()
+        self.answers: list[int] = []
+
+    def add(self, key: bytes) -> None:
+        """Count one customer (one that has meanwhile been erased counts as nothing)."""
+        raw = {name: table.get(key) for name, table in (
+            ("p", self.purchases), ("e", self.engagement), ("s", self.support),
+            ("f", self.profiles), ("h", self.health))}
+        if all(value is None for value in raw.values()):
+            return
+        self.customers += 1
+        last_ms: list[int] = []
+        if raw["p"] is not None:
+            state = PurchaseState.from_json(loads(raw["p"]), _READ_CAPACITY, _READ_WEEKS)
+            last_ms += [state.last_ms] if state.last_ms is not None else []
+        if raw["e"] is not None:
+            use = EngagementState.from_json(loads(raw["e"]), _READ_CAPACITY, _READ_WEEKS)
+            last_ms += [use.last_ms] if use.last_ms is not None else []
+        profile = (ProfileState.from_json(loads(raw["f"]), _READ_CAPACITY)
+                   if raw["f"] is not None else None)
+        if raw["s"] is not None:
+            answer = SupportState.from_json(loads(raw["s"]), _READ_CAPACITY, _READ_WEEKS).nps
+            if answer is not None and self.now_d - answer[0] / DAY_MS <= self.rules.nps_window_d:
+                self.answers.append(answer[1])
+        band = (CustomerHealth.from_json(loads(raw["h"])).published_band
+                if raw["h"] is not None else None)
+        self.bands[band or UNSCORED] += 1
+        self.segments[profile.segment if profile is not None else "unknown"] += 1
+        self.activity[classify(_days(max(last_ms, default=None)),
+                               _days(profile.signup_ms) if profile is not None else None,
+                               self.now_d, self.rules)] += 1
+
+    def result(self) -> Snapshot:
+        return {"customers": self.customers, "bands": dict(self.bands),
+                "segments": dict(sorted(self.segments.items())),
+                "activity": dict(self.activity), "nps": nps(self.answers),
+                "nps_answers": len(self.answers)}
+
+
 def snapshot_from_tables(tables: Mapping[str, Mapping[bytes, bytes]], now_d: float,
                          rules: ActivityRules) -> Snapshot:
     """Counts per band, segment and activity state, and the NPS, at ``now_d``.
@@ -251,37 +313,7 @@ def snapshot_from_tables(tables: Mapping[str, Mapping[bytes, bytes]], now_d: flo
     Every band and activity state is present in the result, with 0 when no customer has
     it, so a gauge fed from it keeps a stable label set.
     """
-    def table(name: str) -> Mapping[bytes, bytes]:
-        return tables.get(name, {})
-
-    purchases, engagement = table(PURCHASE_TABLE), table(ENGAGEMENT_TABLE)
-    support, profiles, health = table(SUPPORT_TABLE), table(PROFILE_TABLE), table(HEALTH_TABLE)
-    keys = set(purchases) | set(engagement) | set(support) | set(profiles) | set(health)
-    bands: Counter[str] = Counter({band: 0 for band in (*BANDS, UNSCORED)})
-    activity: Counter[str] = Counter({state: 0 for state in ACTIVITIES})
-    segments: Counter[str] = Counter()
-    answers: list[int] = []
-    for key in keys:
-        last_ms: list[int] = []
-        if key in purchases:
-            state = PurchaseState.from_json(loads(purchases[key]), _READ_CAPACITY, _READ_WEEKS)
-            last_ms += [state.last_ms] if state.last_ms is not None else []
-        if key in engagement:
-            use = EngagementState.from_json(loads(engagement[key]), _READ_CAPACITY, _READ_WEEKS)
-            last_ms += [use.last_ms] if use.last_ms is not None else []
-        profile = (ProfileState.from_json(loads(profiles[key]), _READ_CAPACITY)
-                   if key in profiles else None)
-        if key in support:
-            answer = SupportState.from_json(loads(support[key]), _READ_CAPACITY, _READ_WEEKS).nps
-            if answer is not None and now_d - answer[0] / DAY_MS <= rules.nps_window_d:
-                answers.append(answer[1])
-        band = (CustomerHealth.from_json(loads(health[key])).published_band
-                if key in health else None)
-        bands[band or UNSCORED] += 1
-        segments[profile.segment if profile is not None else "unknown"] += 1
-        activity[classify(_days(max(last_ms, default=None)),
-                          _days(profile.signup_ms) if profile is not None else None,
-                          now_d, rules)] += 1
-    return {"customers": len(keys), "bands": dict(bands),
-            "segments": dict(sorted(segments.items())), "activity": dict(activity),
-            "nps": nps(answers), "nps_answers": len(answers)}
+    builder = SnapshotBuilder(tables, now_d, rules)
+    for key in customer_keys(tables):
+        builder.add(key)
+    return builder.result()
