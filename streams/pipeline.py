@@ -110,6 +110,7 @@ def load_profile(raw: bytes | None, settings: Settings) -> ProfileState | None:
 
 
 CLOCK_FAMILY = "clock"
+ERASURE_FAMILY = "erasure"
 
 
 def tick_update(customer_id: str, now: datetime) -> dict[str, Any]:
@@ -118,10 +119,17 @@ def tick_update(customer_id: str, now: datetime) -> dict[str, Any]:
             "occurred_at": now, "family": CLOCK_FAMILY, "signals": {}}
 
 
+def erasure_marker(event: Event) -> dict[str, Any]:
+    """The SignalUpdate that tells the scorer, in order, to forget a customer."""
+    return {"event_id": event.event_id, "customer_id": event.customer_id,
+            "occurred_at": event.occurred_at, "family": ERASURE_FAMILY, "signals": {}}
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
     outputs: list[Output]
     due_ms: int | None  # when to check this customer again, None for never
+    erased: bool = False  # the customer was forgotten: send tombstones
 
 
 def score_step(health_table: Table, profiles: Table, update: dict[str, Any],
@@ -129,6 +137,9 @@ def score_step(health_table: Table, profiles: Table, update: dict[str, Any],
     """Merge one SignalUpdate (or a timer tick) into the customer's health and evaluate it."""
     customer_id: str = update["customer_id"]
     key = customer_id.encode()
+    if update["family"] == ERASURE_FAMILY:
+        health_table.pop(key, None)
+        return ScoreResult([], None, erased=True)
     raw = health_table.get(key)
     timer = update["family"] == CLOCK_FAMILY
     if timer and raw is None:

@@ -235,6 +235,15 @@ class Runtime:
             log.info("published %s %s", type_name, record["event_id"],
                      extra={"step": step, "customer": self.customer_ref(record["customer_id"])})
 
+    async def erase_outputs(self, customer_id: str) -> None:
+        """Forget a customer's silence check and tombstone its key on every output topic."""
+        self.due.forget(customer_id)
+        key = customer_id.encode()
+        for logical in OUTPUT_TOPIC_OF.values():
+            await self.topic(logical).send(key=key, value=None)
+        log.info("erased customer", extra={"step": "scorer",
+                                           "customer": self.customer_ref(customer_id)})
+
     def consumer_lag(self) -> list[tuple[str, int, int]]:
         """(topic, partition, end offset - committed offset) for each assigned partition
         whose end offset is known; read from the consumer's state, no request is sent."""

@@ -1,5 +1,10 @@
-"""Erasure: on an ErasureRequest, delete the customer from every table and tombstone its
-key on every output topic (GDPR right to erasure)."""
+"""Erasure (GDPR right to erasure), in two steps that keep the order of events:
+
+1. this agent deletes the customer's feature state and sends an erasure marker on the
+   customer's partition of ``churnwatch.signals``;
+2. the scorer, reaching the marker after every update queued before it, deletes the
+   customer's health state and sends a tombstone for its key on every output topic.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import Any
 
 import faust
 
-from streams.runtime import OUTPUT_TOPIC_OF, Runtime
+from streams.pipeline import HEALTH_TABLE, erasure_marker
+from streams.runtime import Runtime
 from streams.settings import TOPIC_ERASURE
 
 STEP = "erasure"
@@ -22,14 +28,12 @@ def register(app: faust.App, rt: Runtime) -> Any:
             event = await rt.accept(record.message, "ErasureRequest", STEP)
             if event is not None:
                 key = event.customer_id.encode()
-                for table in rt.tables.values():
-                    if key in table:
+                for name, table in rt.tables.items():
+                    if name != HEALTH_TABLE and key in table:  # the scorer erases its own
                         del table[key]
-                rt.due.forget(event.customer_id)
-                for logical in OUTPUT_TOPIC_OF.values():
-                    await rt.topic(logical).send(key=key, value=None)
+                await rt.send_update(erasure_marker(event), record.message.partition)
                 rt.metrics.events_accepted.labels(STEP).inc()
-                log.info("erased customer", extra={
+                log.info("erasure requested", extra={
                     "step": STEP, "customer": rt.customer_ref(event.customer_id)})
             yield None
 

@@ -44,7 +44,9 @@ def register(app: faust.App, rt: Runtime) -> Any:
                     done()
                     yield None
                     continue
-                if result.due_ms is not None:
+                if result.erased:
+                    await rt.erase_outputs(update["customer_id"])
+                elif result.due_ms is not None:
                     rt.due.schedule(update["customer_id"], result.due_ms, message.partition)
                 input_ts = header(message, INPUT_TS_HEADER)
                 await rt.publish(result.outputs, STEP,

@@ -107,19 +107,31 @@ async def test_scorer_publishes_health_then_at_risk(runtime):
     assert alert["contactable"] is False  # no profile: no consent known
 
 
-async def test_erasure_deletes_state_and_tombstones_outputs(runtime):
+async def test_erasure_deletes_state_and_tombstones_outputs_in_order(runtime):
     feature_agent = purchases.register(runtime.app, runtime)
     erase_agent = erasure.register(runtime.app, runtime)
+    score_agent = scorer.register(runtime.app, runtime)
     codec = runtime.codec
     async with feature_agent.test_context() as ctx:
         await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(1, 0)))
-    assert b"c1" in runtime.tables["purchase-features"]
+    (update,) = [s["value"] for s in sent(runtime, TOPIC_SIGNALS)]
     request = {"event_id": "x1", "customer_id": "c1", "occurred_at": T0}
     async with erase_agent.test_context() as ctx:
         await ctx.put(key=b"c1", value=codec.encode("ErasureRequest", request))
     assert b"c1" not in runtime.tables["purchase-features"]
-    for logical in (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS):
+    marker = sent(runtime, TOPIC_SIGNALS)[-1]
+    assert codec.decode(marker["value"], "SignalUpdate")[1]["family"] == "erasure"
+    assert sent(runtime, TOPIC_HEALTH) == []  # nothing is tombstoned before the scorer
+    # the scorer meets the update queued before the marker, then the marker
+    async with score_agent.test_context() as ctx:
+        await ctx.put(key=b"c1", value=update)
+        assert b"c1" in runtime.tables["customer-health"]
+        await ctx.put(key=b"c1", value=marker["value"])
+    assert b"c1" not in runtime.tables["customer-health"]
+    for logical in (TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS):
         assert sent(runtime, logical) == [{"key": b"c1", "value": None}]
+    health = sent(runtime, TOPIC_HEALTH)
+    assert health[-1] == {"key": b"c1", "value": None} and len(health) == 2
 
 
 async def test_a_defect_while_applying_is_dead_lettered_and_the_agent_goes_on(runtime):

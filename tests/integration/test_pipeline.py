@@ -202,3 +202,22 @@ def test_compressed_batches_are_read(settings, worker, compression):
     health = collect(settings, codec, [TOPIC_HEALTH], timeout=60, until=bool)
     assert [(r["customer_id"], r["band"]) for _, _, r in health] == [("gus", "healthy")]
     assert worker.proc.poll() is None
+
+
+def test_erasure_forgets_the_customer_end_to_end(settings, worker):
+    codec = build_codec(settings)
+    produce_records(settings, codec, [profile("ivy"), purchase("ivy", 1, 1.0)])
+    worker.wait_metric("churnwatch_events_consumed_total", 2, step="scorer")
+    worker.wait_metric("churnwatch_customers", 1, band="healthy")
+    erasure = ("ErasureRequest", {"event_id": "ivy-erase", "customer_id": "ivy",
+                                  "occurred_at": T0 + timedelta(days=2)})
+    produce_records(settings, codec, [erasure])
+    got = collect(settings, codec, [TOPIC_HEALTH, TOPIC_AT_RISK], timeout=60,
+                  until=lambda got: sum(t == "Tombstone" for _, t, _ in got) >= 2)
+    assert [(topic, t) for topic, t, _ in got] == [
+        (TOPIC_HEALTH, "HealthScoreChanged"), (TOPIC_HEALTH, "Tombstone"),
+        (TOPIC_AT_RISK, "Tombstone")]
+    # the worker holds nothing of the customer any more
+    wait_for(lambda: worker.metric("churnwatch_customers", band="healthy") == 0
+             and worker.metric("churnwatch_customers", band="unscored") == 0,
+             timeout=30, what="the erased customer gone from the gauges")
