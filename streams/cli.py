@@ -100,13 +100,13 @@ def topics(
         console.print(f"{state}  {name}  ({settings.partitions} partitions)", highlight=False)
 
 
-def _parse_start(start: str | None) -> datetime | None:
-    if start is None:
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(start)
+        moment = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _fail(f"--start {start!r} is not an ISO date or datetime", 2) from exc
+        raise _fail(f"{option} {value!r} is not an ISO date or datetime", 2) from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -135,7 +135,7 @@ def produce_scenario(
     """
     from streams.scenario import scenario
 
-    records = scenario(customers, weeks, seed, _parse_start(start))
+    records = scenario(customers, weeks, seed, _parse_time(start, "--start"))
     if jsonl is not None:
         from streams.codec import to_json_record
 
@@ -193,6 +193,28 @@ def watch(
     except KeyboardInterrupt:
         pass
     console.print(printer.summary.line())
+
+
+@app.command()
+def backtest(
+    events: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="Events: JSON Lines (docs/events.md) or a CSV of "
+        "purchases (customer id, timestamp, amount; optional order id).")],
+    truth: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Ground truth CSV: customer_id, churned, "
+        "churned_at.")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Evaluate as of this time (ISO date or datetime, UTC); default: the last "
+        "event.")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for report.json, customers.csv and "
+                                      "the plots.")] = Path("backtest-out"),
+) -> None:
+    """Replay a history in event-time order through the workers' own code, in process
+    (no broker), and report how early and how well churnwatch warns (docs/backtest.md)."""
+    from streams.backtest import backtest_main
+
+    as_of = _parse_time(until, "--until")
+    backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console())
 
 
 @app.command()

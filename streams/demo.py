@@ -54,7 +54,7 @@ from streams.kafka_io import (
     make_producer,
     produce_records,
 )
-from streams.processes import stop_process
+from streams.processes import stop_process, worker_env
 from streams.scenario import LAPSING, PERSONAS, Record, iter_days, persona_of, personas
 from streams.settings import OUTPUT_TOPICS, Settings
 
@@ -399,20 +399,6 @@ def stop_broker(directory: Path) -> str | None:
     if done.returncode != 0:
         return f"scripts/kafka-local.sh stop failed: {done.stderr.strip()}"
     return None
-
-
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a worker child: ours without CHURN_*, then ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"CHURN_{name.upper()}"] = (str(value).lower() if isinstance(value, bool)
-                                        else str(value))
-    env.update(extra)
-    return env
 
 
 class WorkerChild:

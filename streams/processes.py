@@ -1,8 +1,26 @@
-"""Stopping child processes the same way everywhere (the demo, tests, benchmarks)."""
+"""Starting and stopping worker child processes the same way everywhere (the demo, the
+tests, the benchmarks)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+
+from streams.settings import Settings
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a worker child: ours without CHURN_*, then ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CHURN_{name.upper()}"] = (str(value).lower() if isinstance(value, bool)
+                                        else str(value))
+    env.update(extra)
+    return env
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int | None:

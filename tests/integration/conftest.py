@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.settings import Settings
 from streams.topics import delete_topics
+from tests.integration.workers import WorkerProcess
 
 
 @pytest.fixture
@@ -38,3 +40,14 @@ def drop_topics(admin: AdminClient) -> Iterator[Callable[[Settings], None]]:
     yield registered.append
     for settings in registered:
         delete_topics(settings, admin)
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A real worker process for the test module's ``settings`` fixture, ready to use."""
+    proc = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import murmur2
@@ -21,7 +20,7 @@ from streams.settings import (
     Settings,
 )
 from streams.topics import ensure_topics
-from tests.integration.workers import WorkerProcess, wait_for
+from tests.integration.workers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +58,6 @@ def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Se
                       lapse_check_interval_s=3600, gauges_interval_s=0.5)
     ensure_topics(s)
     return s
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(settings, tmp_path / "worker.log")
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
 
 
 def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, worker):

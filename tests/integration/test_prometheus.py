@@ -188,16 +188,6 @@ def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings],
 
 
 @pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(settings, tmp_path / "worker.log")
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
 def prometheus(prometheus_binary: str, worker: WorkerProcess,
                tmp_path: Path) -> Iterator[PrometheusServer]:
     target = worker.base_url.removeprefix("http://")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,20 +13,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.processes import stop_process
+from streams.processes import stop_process, worker_env
 from streams.settings import Settings
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The CHURN_* environment that reproduces ``settings`` in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"CHURN_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str,
@@ -52,7 +39,7 @@ class WorkerProcess:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.worker"], env=settings_env(settings),
+            [sys.executable, "-m", "streams.worker"], env=worker_env(settings),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     @property

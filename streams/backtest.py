@@ -1,0 +1,702 @@
+"""Backtest: replay a history through the workers' code in process and measure the alerts.
+
+The history is read from JSON Lines (the documented event envelope) or from a plain CSV of
+purchases, sorted by event time and replayed through :class:`streams.replay.LocalPipeline`
+with the silence timer ticking on event time. Against a truth file (which customers churned
+and when) the alerts are scored: precision, recall, F1, lead time, false alerts, flapping.
+Every figure is defined in docs/backtest.md. The metric functions are pure.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from streams.codec import RecordError, from_json_line
+from streams.domain.events import Rejection
+from streams.domain.health import Output
+from streams.replay import LocalPipeline
+from streams.settings import Settings
+
+__all__ = [
+    "BacktestResult",
+    "Confusion",
+    "CustomerFinal",
+    "LineError",
+    "Truth",
+    "backtest_main",
+    "alert_starts",
+    "classify",
+    "false_alerts_per_1000_per_month",
+    "final_states",
+    "first_alert_in_window",
+    "flapping_rate",
+    "lead_time_stats",
+    "load_events",
+    "load_truth",
+    "min_scores",
+    "quantile",
+    "read_events",
+    "report_dict",
+    "run_backtest",
+    "summary_table",
+    "threshold_curve",
+    "write_report",
+]
+
+InputRecord = tuple[str, dict[str, Any]]
+
+DEFAULT_HORIZON = timedelta(days=90)
+#: Average month length used to turn the replayed period into months.
+DAYS_PER_MONTH = 365.25 / 12
+
+_CUSTOMER_COLUMNS = ("customer_id", "customer")
+_TIME_COLUMNS = ("timestamp", "occurred_at", "date")
+_AMOUNT_COLUMNS = ("amount_minor", "amount")
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f", ""})
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """An input line that could not be used: its 1-based line number and why."""
+
+    line: int
+    message: str
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 timestamp or date as UTC; a date is UTC midnight and a time without a
+    zone is taken as UTC. ValueError if it is neither."""
+    value = text.strip()
+    if not value:
+        raise ValueError("empty timestamp")
+    if value[-1:] in ("z", "Z"):
+        value = value[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_amount(text: str, column: str) -> int:
+    """Minor units from ``amount_minor`` (an integer) or ``amount`` (major units when it has
+    a decimal point, at most two decimals)."""
+    value = text.strip()
+    try:
+        number = Decimal(value)
+    except InvalidOperation as exc:
+        raise ValueError(f"{column}: {value!r} is not a number") from exc
+    if not number.is_finite():
+        raise ValueError(f"{column}: {value!r} is not a number")
+    if column == "amount" and "." in value:
+        number *= 100
+    if number != number.to_integral_value():
+        raise ValueError(f"{column}: {value!r} has more precision than minor units")
+    if number < 0:
+        raise ValueError(f"{column}: {value!r} is negative")
+    return int(number)
+
+
+def _pick(header: Sequence[str], names: Sequence[str]) -> str | None:
+    lowered = {h.strip().lower(): h for h in header}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    return None
+
+
+def _csv_purchases(lines: Iterable[str], currency: str,
+                   errors: list[LineError]) -> Iterator[InputRecord]:
+    reader = csv.DictReader(lines)
+    header = reader.fieldnames or []
+    customer_col = _pick(header, _CUSTOMER_COLUMNS)
+    time_col = _pick(header, _TIME_COLUMNS)
+    amount_col = _pick(header, _AMOUNT_COLUMNS)
+    order_col = _pick(header, ("order_id",))
+    missing = [what for what, col in (("customer_id", customer_col), ("timestamp", time_col),
+                                      ("amount", amount_col)) if col is None]
+    if missing or customer_col is None or time_col is None or amount_col is None:
+        errors.append(LineError(1, f"CSV header lacks column(s): {', '.join(missing)}"))
+        return
+    amount_kind = amount_col.strip().lower()
+    for row in reader:
+        line = reader.line_num
+        try:
+            customer = (row.get(customer_col) or "").strip()
+            if not customer:
+                raise ValueError(f"{customer_col}: empty")
+            occurred_at = parse_time(row.get(time_col) or "")
+            amount = parse_amount(row.get(amount_col) or "", amount_kind)
+        except ValueError as exc:
+            errors.append(LineError(line, str(exc)))
+            continue
+        event_id = f"csv-{line}"
+        order = (row.get(order_col) or "").strip() if order_col else ""
+        yield "Purchase", {
+            "event_id": event_id, "customer_id": customer, "occurred_at": occurred_at,
+            "order_id": order or event_id, "amount_minor": amount, "currency": currency,
+            "items": 1, "channel": "other",
+        }
+
+
+def _jsonl_records(lines: Iterable[str], errors: list[LineError]) -> Iterator[InputRecord]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield from_json_line(line)
+        except RecordError as exc:
+            errors.append(LineError(number, str(exc)))
+
+
+def load_events(path: Path, *, currency: str = "EUR",
+                errors: list[LineError] | None = None) -> Iterator[InputRecord]:
+    """The input records of a JSON Lines file (documented envelope) or a purchases CSV, in
+    file order. The format is sniffed: a first non-blank line starting with ``{`` is JSON
+    Lines. Lines that cannot be used are appended to ``errors`` (never raised)."""
+    sink = errors if errors is not None else []
+    with path.open(encoding="utf-8", newline="") as handle:
+        first = ""
+        for first in handle:
+            if first.strip():
+                break
+        handle.seek(0)
+        if first.lstrip().startswith("{"):
+            yield from _jsonl_records(handle, sink)
+        else:
+            yield from _csv_purchases(handle, currency, sink)
+
+
+def read_events(path: Path, *, currency: str = "EUR") -> tuple[list[InputRecord], list[LineError]]:
+    """All records of ``path`` sorted by ``occurred_at`` (stable), and the bad lines."""
+    errors: list[LineError] = []
+    records = list(load_events(path, currency=currency, errors=errors))
+    records.sort(key=lambda r: r[1]["occurred_at"])
+    return records, errors
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """Whether a customer churned, and when."""
+
+    churned: bool
+    churned_at: datetime | None = None
+
+
+def load_truth(path: Path) -> dict[str, Truth]:
+    """Customer id -> truth from a CSV with ``customer_id, churned, churned_at``.
+    ValueError naming the line for a bad row (a truth file must be exact)."""
+    truth: dict[str, Truth] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            customer = (row.get("customer_id") or "").strip()
+            flag = (row.get("churned") or "").strip().lower()
+            when = (row.get("churned_at") or "").strip()
+            if not customer or flag not in _TRUE | _FALSE:
+                raise ValueError(f"{path}:{reader.line_num}: expected customer_id and "
+                                 f"churned true/false, got {row!r}")
+            churned = flag in _TRUE
+            if churned and not when:
+                raise ValueError(f"{path}:{reader.line_num}: churned without churned_at")
+            truth[customer] = Truth(churned, parse_time(when) if churned else None)
+    return truth
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """Everything a backtest produced: outputs in event-time order and the inputs' facts."""
+
+    outputs: list[Output]
+    customers: set[str]
+    start: datetime | None
+    until: datetime | None
+    events: int
+    rejections: list[Rejection]
+    config_version: str
+    enter_below: float
+    elapsed_s: float
+    truth: dict[str, Truth] | None = None
+    horizon: timedelta = DEFAULT_HORIZON
+    load_errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.elapsed_s if self.elapsed_s > 0 else math.inf
+
+    def of_type(self, type_name: str) -> list[dict[str, Any]]:
+        return [record for name, record in self.outputs if name == type_name]
+
+
+def _boundaries(after: datetime, upto: datetime, every: timedelta) -> Iterator[datetime]:
+    """Tick times ``t`` with ``after < t <= upto``, aligned to multiples of ``every``."""
+    step = every.total_seconds()
+    n = math.floor(after.timestamp() / step) + 1
+    while True:
+        moment = datetime.fromtimestamp(n * step, UTC)
+        if moment > upto:
+            return
+        yield moment
+        n += 1
+
+
+def run_backtest(
+    records: Iterable[InputRecord], settings: Settings, *,
+    truth: Mapping[str, Truth] | None = None, until: datetime | None = None,
+    tick_every: timedelta = timedelta(days=1), horizon: timedelta = DEFAULT_HORIZON,
+    progress: Callable[[int], None] | None = None,
+) -> BacktestResult:
+    """Replay ``records`` (sorted by event time) through the workers' code in process.
+
+    Before each record the silence timer ticks at every ``tick_every`` boundary of event
+    time crossed since the previous one; after the last record it ticks up to ``until``
+    (default: the last event time). ``progress`` is called with the records done so far.
+    """
+    if tick_every <= timedelta(0):
+        raise ValueError("tick_every must be positive")
+    pipeline = LocalPipeline(settings)
+    outputs: list[Output] = []
+    customers: set[str] = set()
+    start: datetime | None = None
+    last: datetime | None = None
+    count = 0
+    began = time.perf_counter()
+    for type_name, record in records:
+        at: datetime = record["occurred_at"]
+        if until is not None and at > until:
+            break
+        if last is not None and at > last:
+            for moment in _boundaries(last, at, tick_every):
+                outputs.extend(pipeline.tick(moment))
+        if last is None or at > last:
+            last = at
+        if start is None:
+            start = at
+        outputs.extend(pipeline.process(type_name, record))
+        customer = record.get("customer_id")
+        if isinstance(customer, str):
+            customers.add(customer)
+        count += 1
+        if progress is not None and count % 1000 == 0:
+            progress(count)
+    end = until if until is not None else last
+    if last is not None and end is not None and end > last:
+        for moment in _boundaries(last, end, tick_every):
+            outputs.extend(pipeline.tick(moment))
+        outputs.extend(pipeline.tick(end))
+    elapsed = time.perf_counter() - began
+    if progress is not None:
+        progress(count)
+    versions = [r["config_version"] for _, r in outputs if "config_version" in r]
+    return BacktestResult(
+        outputs=outputs, customers=customers, start=start, until=end, events=count,
+        rejections=list(pipeline.rejections),
+        config_version=versions[0] if versions else pipeline.scoring.version,
+        enter_below=pipeline.scoring.alerts.enter_below, elapsed_s=elapsed,
+        truth=dict(truth) if truth is not None else None, horizon=horizon)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def alert_starts(outputs: Iterable[Output]) -> dict[str, list[datetime]]:
+    """Customer -> event times at which its at-risk episodes started, in order."""
+    starts: dict[str, list[datetime]] = {}
+    for name, record in outputs:
+        if name == "CustomerAtRisk":
+            starts.setdefault(record["customer_id"], []).append(record["occurred_at"])
+    for times in starts.values():
+        times.sort()
+    return starts
+
+
+def first_alert_in_window(starts: Sequence[datetime], churned_at: datetime,
+                          horizon: timedelta) -> datetime | None:
+    """The first episode start in ``[churned_at - horizon, churned_at)``, or None."""
+    for moment in starts:
+        if churned_at - horizon <= moment < churned_at:
+            return moment
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Confusion:
+    """Alerted and churned customers of the truth, and the figures derived from them."""
+
+    warned: dict[str, datetime]  # churned customer -> first alert in the window
+    alerted: frozenset[str]  # truth customers with any at-risk alert
+    churned: frozenset[str]
+    lead_days: tuple[float, ...]
+
+    @property
+    def precision(self) -> float | None:
+        return len(self.warned) / len(self.alerted) if self.alerted else None
+
+    @property
+    def recall(self) -> float | None:
+        return len(self.warned) / len(self.churned) if self.churned else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None or p + r == 0:
+            return None if p is None or r is None else 0.0
+        return 2 * p * r / (p + r)
+
+
+def classify(starts: Mapping[str, Sequence[datetime]], truth: Mapping[str, Truth],
+             horizon: timedelta = DEFAULT_HORIZON) -> Confusion:
+    """Warned churners, alerted customers and lead times. Only customers in ``truth``
+    count: an alert for a customer the truth does not cover is neither right nor wrong."""
+    warned: dict[str, datetime] = {}
+    lead: list[float] = []
+    churned = frozenset(c for c, t in truth.items() if t.churned)
+    for customer in sorted(churned):
+        churned_at = truth[customer].churned_at
+        if churned_at is None:
+            continue
+        hit = first_alert_in_window(starts.get(customer, ()), churned_at, horizon)
+        if hit is not None:
+            warned[customer] = hit
+            lead.append((churned_at - hit).total_seconds() / 86400)
+    alerted = frozenset(c for c, times in starts.items() if times and c in truth)
+    return Confusion(warned, alerted, churned, tuple(lead))
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) by linear interpolation between closest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def lead_time_stats(lead_days: Sequence[float]) -> dict[str, float | None]:
+    """Median, p10 and p90 of lead times in days (None when there are none)."""
+    return {"median": quantile(lead_days, 0.5), "p10": quantile(lead_days, 0.1),
+            "p90": quantile(lead_days, 0.9)}
+
+
+def false_alerts_per_1000_per_month(starts: Mapping[str, Sequence[datetime]],
+                                    truth: Mapping[str, Truth],
+                                    period: timedelta) -> float | None:
+    """At-risk alerts (episodes) for truth customers who did not churn, per 1,000 truth
+    customers, per month (``DAYS_PER_MONTH`` days) of replayed time."""
+    months = period.total_seconds() / 86400 / DAYS_PER_MONTH
+    if not truth or months <= 0:
+        return None
+    false = sum(len(times) for c, times in starts.items()
+                if c in truth and not truth[c].churned)
+    return false / (len(truth) / 1000) / months
+
+
+def flapping_rate(starts: Mapping[str, Sequence[datetime]]) -> float | None:
+    """Episodes beyond the first, per customer with any alert."""
+    alerted = [len(times) for times in starts.values() if times]
+    if not alerted:
+        return None
+    return sum(n - 1 for n in alerted) / len(alerted)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFinal:
+    """A customer's state as of the end of the replay."""
+
+    customer_id: str
+    score: float | None
+    band: str | None
+    alert_state: str  # at_risk | recovered | none
+    episodes: int
+    first_alert_at: datetime | None
+    reasons: tuple[str, ...]  # reason codes of the last at-risk alert
+
+
+def final_states(outputs: Iterable[Output], customers: Iterable[str]) -> dict[str, CustomerFinal]:
+    """Last published score and band, alert state and last reasons of every customer."""
+    score: dict[str, tuple[float, str]] = {}
+    state: dict[str, str] = {}
+    episodes: Counter[str] = Counter()
+    first: dict[str, datetime] = {}
+    reasons: dict[str, tuple[str, ...]] = {}
+    for name, record in outputs:
+        customer = record["customer_id"]
+        if name == "HealthScoreChanged":
+            score[customer] = (float(record["score"]), str(record["band"]))
+        elif name == "CustomerAtRisk":
+            state[customer] = "at_risk"
+            episodes[customer] += 1
+            first.setdefault(customer, record["occurred_at"])
+            reasons[customer] = tuple(r["code"] for r in record["reasons"])
+        elif name == "CustomerRecovered":
+            state[customer] = "recovered"
+    result: dict[str, CustomerFinal] = {}
+    for customer in sorted(set(customers) | set(score)):
+        value, band = score.get(customer, (None, None))
+        result[customer] = CustomerFinal(customer, value, band, state.get(customer, "none"),
+                                         episodes[customer], first.get(customer),
+                                         reasons.get(customer, ()))
+    return result
+
+
+def min_scores(outputs: Iterable[Output], truth: Mapping[str, Truth],
+               horizon: timedelta = DEFAULT_HORIZON) -> dict[str, float]:
+    """Per truth customer, the lowest published score that could have warned: for a
+    churner within ``[churned_at - horizon, churned_at)``, otherwise over the period."""
+    lowest: dict[str, float] = {}
+    for name, record in outputs:
+        if name != "HealthScoreChanged":
+            continue
+        customer = record["customer_id"]
+        fact = truth.get(customer)
+        if fact is None:
+            continue
+        at: datetime = record["occurred_at"]
+        if fact.churned and fact.churned_at is not None and not (
+                fact.churned_at - horizon <= at < fact.churned_at):
+            continue
+        value = float(record["score"])
+        lowest[customer] = min(value, lowest.get(customer, value))
+    return lowest
+
+
+def threshold_curve(lowest: Mapping[str, float], truth: Mapping[str, Truth],
+                    thresholds: Sequence[float]) -> list[tuple[float, float | None, float | None]]:
+    """(threshold, precision, recall) with an alert wherever the lowest score < threshold."""
+    churned = [c for c, t in truth.items() if t.churned]
+    curve: list[tuple[float, float | None, float | None]] = []
+    for threshold in thresholds:
+        alerted = [c for c, v in lowest.items() if v < threshold]
+        hits = sum(1 for c in alerted if truth[c].churned)
+        curve.append((threshold, hits / len(alerted) if alerted else None,
+                      hits / len(churned) if churned else None))
+    return curve
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def report_dict(result: BacktestResult) -> dict[str, Any]:
+    """Every figure of the backtest as JSON-ready values (see docs/backtest.md)."""
+    starts = alert_starts(result.outputs)
+    finals = final_states(result.outputs, result.customers)
+    at_risk = result.of_type("CustomerAtRisk")
+    period = (result.until - result.start) if result.start and result.until else timedelta(0)
+    report: dict[str, Any] = {
+        "config_version": result.config_version,
+        "period": {"start": _iso(result.start), "until": _iso(result.until),
+                   "days": round(period.total_seconds() / 86400, 3)},
+        "counts": {
+            "events": result.events,
+            "bad_lines": len(result.load_errors),
+            "rejected": len(result.rejections),
+            "rejected_by_reason": dict(Counter(r.reason for r in result.rejections)),
+            "customers": len(finals),
+            "outputs": dict(Counter(name for name, _ in result.outputs)),
+            "customers_alerted": sum(1 for t in starts.values() if t),
+            "at_risk_alerts": len(at_risk),
+        },
+        "bands": dict(Counter(f.band or "none" for f in finals.values())),
+        "alert_states": dict(Counter(f.alert_state for f in finals.values())),
+        "reasons": dict(Counter(r["reasons"][0]["code"] for r in at_risk if r["reasons"])),
+        "churn_reasons": dict(Counter(r["churn_reason"] for r in at_risk)),
+        "flapping_rate": _round(flapping_rate(starts)),
+        "throughput_events_per_s": round(result.events_per_s, 1)
+        if math.isfinite(result.events_per_s) else None,
+        "truth": None,
+    }
+    if result.truth is not None:
+        truth = result.truth
+        confusion = classify(starts, truth, result.horizon)
+        lead = lead_time_stats(confusion.lead_days)
+        report["truth"] = {
+            "horizon_days": result.horizon.total_seconds() / 86400,
+            "customers": len(truth),
+            "churned": len(confusion.churned),
+            "alerted": len(confusion.alerted),
+            "warned": len(confusion.warned),
+            "not_in_replay": sum(1 for c in truth if c not in result.customers),
+            "precision": _round(confusion.precision),
+            "recall": _round(confusion.recall),
+            "f1": _round(confusion.f1),
+            "lead_time_days": {k: _round(v, 2) for k, v in lead.items()},
+            "false_alerts_per_1000_per_month": _round(
+                false_alerts_per_1000_per_month(starts, truth, period), 2),
+        }
+    return report
+
+
+def _png_backend() -> Any:
+    import matplotlib  # noqa: PLC0415 - only the report needs it, and only here
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
+
+
+def _plot_precision_recall(result: BacktestResult, path: Path) -> None:
+    plt = _png_backend()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if result.truth:
+        lowest = min_scores(result.outputs, result.truth, result.horizon)
+        curve = threshold_curve(lowest, result.truth, [float(t) for t in range(0, 101)])
+        xs = [t for t, _, _ in curve]
+        ax.plot(xs, [math.nan if p is None else p for _, p, _ in curve], label="precision")
+        ax.plot(xs, [math.nan if r is None else r for _, _, r in curve], label="recall")
+        ax.axvline(result.enter_below, color="grey", linestyle="--",
+                   label=f"configured threshold ({result.enter_below:g})")
+        ax.legend(loc="best")
+    else:
+        ax.text(0.5, 0.5, "no truth file: precision and recall unknown",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("at-risk threshold (alert when the score falls below)")
+    ax.set_ylabel("fraction")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Precision and recall against the at-risk threshold")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_lead_times(result: BacktestResult, path: Path) -> None:
+    plt = _png_backend()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lead: tuple[float, ...] = ()
+    if result.truth:
+        lead = classify(alert_starts(result.outputs), result.truth, result.horizon).lead_days
+    if lead:
+        ax.hist(lead, bins=min(30, max(5, len(lead) // 3)), color="tab:blue")
+        median = quantile(lead, 0.5)
+        if median is not None:
+            ax.axvline(median, color="black", linestyle="--", label=f"median {median:.1f} d")
+            ax.legend(loc="best")
+    else:
+        ax.text(0.5, 0.5, "no warned churners", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("lead time: days from the first at-risk alert to the churn date")
+    ax.set_ylabel("churned customers")
+    ax.set_title("Lead time of warnings")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+CUSTOMER_COLUMNS = ("customer_id", "score", "band", "alert_state", "episodes",
+                    "first_alert_at", "reasons", "churned", "churned_at")
+
+
+def write_report(result: BacktestResult, out_dir: Path) -> dict[str, Path]:
+    """Write report.json, customers.csv, precision_recall.png and lead_times.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in (
+        "report.json", "customers.csv", "precision_recall.png", "lead_times.png")}
+    paths["report.json"].write_text(
+        json.dumps(report_dict(result), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    truth = result.truth or {}
+    with paths["customers.csv"].open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CUSTOMER_COLUMNS)
+        for final in final_states(result.outputs, result.customers).values():
+            fact = truth.get(final.customer_id)
+            writer.writerow([
+                final.customer_id, "" if final.score is None else f"{final.score:.2f}",
+                final.band or "", final.alert_state, final.episodes,
+                _iso(final.first_alert_at) or "", ";".join(final.reasons),
+                "" if fact is None else str(fact.churned).lower(),
+                "" if fact is None else _iso(fact.churned_at) or ""])
+    _plot_precision_recall(result, paths["precision_recall.png"])
+    _plot_lead_times(result, paths["lead_times.png"])
+    return paths
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}{suffix}" if abs(value) < 1 else f"{value:,.1f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def summary_table(result: BacktestResult) -> Table:
+    """The report's headline figures as a rich table."""
+    report = report_dict(result)
+    table = Table(title=f"Backtest ({report['config_version']})", show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    period = report["period"]
+    table.add_row("period", f"{period['start']} .. {period['until']} ({period['days']} d)")
+    counts = report["counts"]
+    table.add_row("events replayed", f"{counts['events']:,}")
+    table.add_row("bad lines / rejected", f"{counts['bad_lines']} / {counts['rejected']}")
+    table.add_row("customers", f"{counts['customers']:,}")
+    table.add_row("customers alerted", f"{counts['customers_alerted']:,}")
+    truth = report["truth"]
+    if truth is not None:
+        table.add_row("precision", _fmt(truth["precision"]))
+        table.add_row("recall", _fmt(truth["recall"]))
+        table.add_row("F1", _fmt(truth["f1"]))
+        lead = truth["lead_time_days"]
+        table.add_row("lead time p10 / median / p90",
+                      f"{_fmt(lead['p10'])} / {_fmt(lead['median'])} / {_fmt(lead['p90'])} d")
+        table.add_row("false alerts / 1,000 customers / month",
+                      _fmt(truth["false_alerts_per_1000_per_month"]))
+    table.add_row("flapping rate", _fmt(report["flapping_rate"]))
+    table.add_row("bands", ", ".join(f"{k} {v}" for k, v in sorted(report["bands"].items())))
+    top = sorted(report["reasons"].items(), key=lambda kv: -kv[1])[:3]
+    table.add_row("top reasons", ", ".join(f"{k} {v}" for k, v in top) or "-")
+    table.add_row("throughput", f"{_fmt(report['throughput_events_per_s'])} events/s")
+    return table
+
+
+def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_dir: Path,
+                  settings: Settings, console: Console) -> BacktestResult:
+    """Read, replay, score and report: what ``churnwatch backtest`` runs."""
+    records, errors = read_events(events)
+    for error in errors[:10]:
+        console.print(f"[yellow]{events}:{error.line}: {error.message}[/yellow]")
+    if len(errors) > 10:
+        console.print(f"[yellow]... and {len(errors) - 10} more bad lines[/yellow]")
+    facts = load_truth(truth) if truth is not None else None
+    with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("replay", total=len(records))
+        result = run_backtest(records, settings, truth=facts, until=until,
+                              progress=lambda done: bar.update(task, completed=done))
+    result.load_errors = errors
+    write_report(result, out_dir)
+    console.print(summary_table(result))
+    console.print(f"report written to {out_dir}")
+    return result

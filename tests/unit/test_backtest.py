@@ -1,0 +1,248 @@
+"""The backtest: inputs, metrics on handmade cases, and end-to-end reports."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.console import Console
+
+from streams.backtest import (
+    Truth,
+    alert_starts,
+    backtest_main,
+    classify,
+    false_alerts_per_1000_per_month,
+    flapping_rate,
+    lead_time_stats,
+    load_truth,
+    quantile,
+    read_events,
+    run_backtest,
+    summary_table,
+    threshold_curve,
+    write_report,
+)
+from streams.codec import to_json_line
+from streams.scenario import LAPSING, personas, scenario
+from streams.settings import Settings
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def settings():
+    return Settings(_env_file=None, clock="event")
+
+
+def day(n):
+    return T0 + timedelta(days=n)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_classify_counts_warned_churners_within_the_horizon():
+    starts = {
+        "a": [day(10)],  # churned day 40: warned 30 days ahead
+        "b": [day(50)],  # churned day 40: alert after churn, not warned
+        "c": [day(0), day(90)],  # churned day 100: first in window is day 90 (horizon 30)
+        "d": [day(5)],  # did not churn: false alarm
+        "x": [day(5)],  # not in truth: ignored
+    }
+    truth = {"a": Truth(True, day(40)), "b": Truth(True, day(40)),
+             "c": Truth(True, day(100)), "d": Truth(False), "e": Truth(True, day(20)),
+             "f": Truth(False)}
+    result = classify(starts, truth, horizon=timedelta(days=30))
+    assert result.warned == {"a": day(10), "c": day(90)}
+    assert result.alerted == {"a", "b", "c", "d"}
+    assert result.precision == 0.5  # 2 warned / 4 alerted truth customers
+    assert result.recall == 0.5  # 2 warned / 4 churned
+    assert result.f1 == 0.5
+    assert result.lead_days == (30.0, 10.0)
+
+
+def test_metrics_without_alerts_or_churners_are_undefined_not_zero():
+    result = classify({}, {"a": Truth(False)})
+    assert result.precision is None and result.recall is None and result.f1 is None
+    assert flapping_rate({}) is None
+    assert lead_time_stats([]) == {"median": None, "p10": None, "p90": None}
+
+
+def test_lead_time_quantiles_interpolate_linearly():
+    lead = [10.0, 20.0, 30.0, 40.0, 50.0]
+    assert lead_time_stats(lead) == {"median": 30.0, "p10": 14.0, "p90": 46.0}
+    assert quantile([7.0], 0.9) == 7.0
+
+
+def test_false_alerts_per_1000_customers_per_month():
+    truth = {f"c{i}": Truth(False) for i in range(200)}
+    truth["c0"] = Truth(True, day(10))
+    starts = {"c0": [day(1)], "c1": [day(1), day(20)], "c2": [day(3)], "other": [day(2)]}
+    period = timedelta(days=365.25 / 12 * 2)  # two months
+    # 3 alerts for non-churners / (200 / 1000) / 2 months
+    assert false_alerts_per_1000_per_month(starts, truth, period) == pytest.approx(7.5)
+
+
+def test_flapping_rate_counts_episodes_beyond_the_first():
+    starts = {"a": [day(1)], "b": [day(1), day(20), day(40)], "c": [day(2), day(9)]}
+    assert flapping_rate(starts) == 1.0  # (0 + 2 + 1) / 3
+
+
+def test_threshold_curve_from_lowest_scores():
+    lowest = {"a": 30.0, "b": 50.0, "c": 40.0, "d": 80.0}
+    truth = {"a": Truth(True, day(9)), "b": Truth(True, day(9)), "c": Truth(False),
+             "d": Truth(False)}
+    assert threshold_curve(lowest, truth, [20.0, 45.0, 60.0, 100.0]) == [
+        (20.0, None, 0.0), (45.0, 0.5, 0.5), (60.0, 2 / 3, 1.0), (100.0, 0.5, 1.0)]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_csv_purchases_with_aliases_decimal_amounts_and_a_bad_line(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "customer,date,amount,order_id\n"
+        "c1,2026-01-07,12.50,o-1\n"
+        "c2,2026-01-05T10:00:00Z,7,\n"
+        "c1,not a date,3.00,o-3\n"
+        "c3,2026-01-06T09:30:00+01:00,1.999,o-4\n",
+        encoding="utf-8")
+    records, errors = read_events(path, currency="USD")
+    assert [e.line for e in errors] == [4, 5]
+    assert [r["event_id"] for _, r in records] == ["csv-3", "csv-2"]  # sorted by time
+    second, first = records
+    assert first == ("Purchase", {
+        "event_id": "csv-2", "customer_id": "c1", "occurred_at": day(2), "order_id": "o-1",
+        "amount_minor": 1250, "currency": "USD", "items": 1, "channel": "other"})
+    assert second[1]["amount_minor"] == 7 and second[1]["order_id"] == "csv-3"
+
+
+def test_csv_amount_minor_column(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("customer_id,occurred_at,amount_minor\nc1,2026-01-05,2500\n",
+                    encoding="utf-8")
+    records, errors = read_events(path)
+    assert not errors
+    assert records[0][1]["amount_minor"] == 2500 and records[0][1]["currency"] == "EUR"
+
+
+def test_csv_without_required_columns_is_reported(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("who,when\nc1,2026-01-05\n", encoding="utf-8")
+    records, errors = read_events(path)
+    assert records == [] and errors[0].line == 1 and "amount" in errors[0].message
+
+
+def test_jsonl_loads_sorted_and_counts_bad_lines(tmp_path):
+    later, earlier = scenario(customers=1, weeks=2)[3], scenario(customers=1, weeks=2)[1]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([
+        to_json_line(*later), "{not json", "", to_json_line(*earlier),
+        '{"type": "Purchase", "record": {"event_id": "x"}}']) + "\n", encoding="utf-8")
+    records, errors = read_events(path)
+    assert [e.line for e in errors] == [2, 5]
+    assert [r["event_id"] for _, r in records] == [earlier[1]["event_id"],
+                                                   later[1]["event_id"]]
+
+
+def test_load_truth(tmp_path):
+    path = tmp_path / "truth.csv"
+    path.write_text("customer_id,churned,churned_at\na,true,2026-03-01\nb,0,\nc,1,"
+                    "2026-02-01T12:00:00Z\n", encoding="utf-8")
+    assert load_truth(path) == {
+        "a": Truth(True, datetime(2026, 3, 1, tzinfo=UTC)), "b": Truth(False),
+        "c": Truth(True, datetime(2026, 2, 1, 12, tzinfo=UTC))}
+    path.write_text("customer_id,churned,churned_at\na,maybe,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=":2:"):
+        load_truth(path)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def scenario_truth(customers, weeks):
+    """Lapsing personas churned 28 days after their last event; the others did not."""
+    records = scenario(customers=customers, weeks=weeks)
+    last = {}
+    for _, record in records:
+        last[record["customer_id"]] = record["occurred_at"]
+    truth = {c: Truth(True, last[c] + timedelta(days=28)) if p in LAPSING else Truth(False)
+             for c, p in personas(customers).items()}
+    return records, truth
+
+
+def test_scenario_backtest_warns_churners_and_writes_every_report(tmp_path):
+    records, truth = scenario_truth(60, 12)
+    result = run_backtest(records, settings(), truth=truth)
+    paths = write_report(result, tmp_path)
+
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    figures = report["truth"]
+    assert figures["recall"] > 0.8
+    assert figures["churned"] == sum(1 for t in truth.values() if t.churned)
+    assert figures["lead_time_days"]["median"] > 14
+    assert report["counts"]["events"] == len(records)
+    assert report["config_version"].startswith("default-1")
+    assert set(report["bands"]) <= {"healthy", "watch", "at_risk", "none"}
+
+    with (tmp_path / "customers.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 60
+    assert {r["alert_state"] for r in rows} <= {"at_risk", "recovered", "none"}
+    assert all(r["churned"] in ("true", "false") for r in rows)
+    for name in ("precision_recall.png", "lead_times.png"):
+        assert paths[name].read_bytes()[:8] == PNG_MAGIC
+    assert summary_table(result).row_count > 5
+
+
+def test_purchase_only_csv_scores_sensibly(tmp_path):
+    lines = ["customer_id,timestamp,amount"]
+    for week in range(20):  # a steady weekly buyer
+        lines.append(f"steady,{(T0 + timedelta(weeks=week)).date()},25.00")
+    for week in range(8):  # a weekly buyer who goes silent after 8 weeks
+        lines.append(f"silent,{(T0 + timedelta(weeks=week, days=1)).date()},25.00")
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    records, errors = read_events(path)
+    assert not errors
+
+    result = run_backtest(records, settings())
+    write_report(result, tmp_path / "out")
+    with (tmp_path / "out" / "customers.csv").open(encoding="utf-8", newline="") as handle:
+        rows = {r["customer_id"]: r for r in csv.DictReader(handle)}
+    assert rows["silent"]["alert_state"] == "at_risk"
+    assert rows["silent"]["band"] == "at_risk"
+    assert "purchase_lapse" in rows["silent"]["reasons"]
+    assert rows["steady"]["band"] == "healthy" and rows["steady"]["alert_state"] == "none"
+    assert alert_starts(result.outputs).keys() == {"silent"}
+
+
+def test_until_stops_the_replay_and_ticks_up_to_it():
+    records, _ = scenario_truth(10, 6)
+    until = records[len(records) // 2][1]["occurred_at"]
+    result = run_backtest(records, settings(), until=until)
+    assert result.until == until
+    assert result.events == sum(1 for _, r in records if r["occurred_at"] <= until)
+    assert all(r["occurred_at"] <= until for _, r in result.outputs)
+
+
+def test_backtest_main_reads_replays_and_reports(tmp_path):
+    records, truth = scenario_truth(20, 8)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(to_json_line(*r) for r in records) + "\nnot json\n",
+                      encoding="utf-8")
+    truth_path = tmp_path / "truth.csv"
+    truth_path.write_text("customer_id,churned,churned_at\n" + "".join(
+        f"{c},{str(t.churned).lower()},{t.churned_at.isoformat() if t.churned_at else ''}\n"
+        for c, t in truth.items()), encoding="utf-8")
+    console = Console(file=io.StringIO(), width=120)
+    result = backtest_main(events, truth_path, None, tmp_path / "out", settings(), console)
+    assert result.events == len(records)
+    assert [e.line for e in result.load_errors] == [len(records) + 1]
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["counts"]["bad_lines"] == 1
+    text = console.file.getvalue()
+    assert "recall" in text and f"events.jsonl:{len(records) + 1}" in text
