@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard streams tests bench)
 PYTEST_ARGS ?=
 
-.PHONY: help venv kafka-jars lint rules-test test demo constraints clean
+.PHONY: help system-tools venv kafka-jars lint rules-test test demo constraints clean
 
 help:
 	@echo "make venv         create $(VENV) and install churnwatch with its dev tools (pinned by constraints.txt)"
@@ -24,29 +24,35 @@ help:
 	@echo "make constraints  re-resolve the dependencies and rewrite constraints.txt"
 	@echo "make clean        remove $(VENV) and build and tool caches"
 
+# Java, Maven, and for the tests promtool and prometheus, from Debian's packages.
+system-tools:
+	scripts/system-tools.sh test
+
 venv: $(STAMP)
 
 # Re-installs whenever pyproject.toml or constraints.txt changes.
 $(STAMP): pyproject.toml constraints.txt
+	scripts/system-tools.sh demo
 	@if [[ ! -x "$(BIN)/python" ]]; then $(PYTHON) -m venv "$(VENV)"; fi
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' -c constraints.txt
 	$(BIN)/python -m pip check --disable-pip-version-check
 	@touch "$@"
 
 kafka-jars:
+	scripts/system-tools.sh demo
 	scripts/kafka-local.sh fetch
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 
-# promtool and prometheus come from Debian's `prometheus` package (.ci/run installs it);
-# the rule tests and tests/integration/test_prometheus.py need them, so none is skipped.
+# promtool and prometheus come from Debian's `prometheus` package (system-tools installs
+# it); the rule tests and tests/integration/test_prometheus.py need them, none is skipped.
 PROMTOOL ?= promtool
 RULES := deploy/prometheus/rules.yml
 RULES_TEST := deploy/prometheus/rules.test.yml
 
-rules-test:
+rules-test: system-tools
 	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
 	  echo "promtool not found: install the prometheus package (apt-get install prometheus)" >&2; \
 	  exit 1; }
