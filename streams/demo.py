@@ -77,6 +77,11 @@ def _band(band: str | None) -> Text:
     return Text(BAND_LABEL.get(band, band), style=BAND_STYLE.get(band, ""))
 
 
+def _points_lost(contribution: dict[str, Any]) -> float:
+    """Points a measure cost the score: (100 - points) x its weight."""
+    return float((100.0 - contribution["points"]) * contribution["weight"])
+
+
 def _when(record: dict[str, Any], name: str = "occurred_at") -> str:
     moment = record.get(name)
     if isinstance(moment, datetime):
@@ -203,10 +208,9 @@ class OutputPrinter:
         line.append(" -> ")
         line.append_text(_band(band))
         line.append(f"  {r['score']:5.1f}")
-        lost = sorted(r.get("contributions") or [],
-                      key=lambda c: (100.0 - c["points"]) * c["weight"], reverse=True)
-        worst = [f"{c['signal']} -{(100.0 - c['points']) * c['weight']:.1f}"
-                 for c in lost[:3] if (100.0 - c["points"]) * c["weight"] >= 0.5]
+        lost = sorted(r.get("contributions") or [], key=_points_lost, reverse=True)
+        worst = [f"{c['signal']} -{_points_lost(c):.1f}"
+                 for c in lost[:3] if _points_lost(c) >= 0.5]
         if worst:
             line.append("  " + ", ".join(worst), style="dim")
         self.console.print(line)

@@ -6,7 +6,6 @@ Returns the typed event, or a :class:`Rejection` that becomes a dead-letter reco
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,19 +21,13 @@ from streams.domain.events import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    allowed_lateness: timedelta
-    max_future: timedelta
-
-
 def _field(record: dict[str, Any], name: str) -> str | None:
     value = record.get(name)
     return value if isinstance(value, str) else None
 
 
 def intake(
-    raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, limits: Limits,
+    raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, max_future: timedelta,
     wall_now: datetime, stream: Hashable = None,
 ) -> Event | Rejection:
     """Turn raw bytes from an input topic into an accepted event or a rejection."""
@@ -49,7 +42,7 @@ def intake(
         erasure = isinstance(event, ErasureRequest)  # never too late, but not in the future
         check_event_time(event.occurred_at, now=wall_now,
                          lower_bound=None if erasure else clock.lower_bound(wall_now, stream),
-                         max_future=limits.max_future)
+                         max_future=max_future)
     except InvalidEvent as exc:
         return Rejection(exc.reason, str(exc), _field(record, "event_id"),
                          _field(record, "customer_id"))

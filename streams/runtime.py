@@ -21,7 +21,7 @@ from streams.domain.clock import Clock, make_clock
 from streams.domain.due import DueIndex
 from streams.domain.events import Event, Rejection
 from streams.domain.scoring import ScoringConfig, load_config
-from streams.intake import Limits, dead_letter_record, intake
+from streams.intake import dead_letter_record, intake
 from streams.logs import customer_ref
 from streams.metrics import Metrics
 from streams.pipeline import signal_update
@@ -81,7 +81,7 @@ class Runtime:
         self.scoring = scoring if scoring is not None else load_config(settings.scoring_config)
         lateness = timedelta(seconds=settings.allowed_lateness_s)
         self.clock = clock if clock is not None else make_clock(settings.clock, lateness)
-        self.limits = Limits(lateness, timedelta(seconds=settings.max_future_s))
+        self.max_future = timedelta(seconds=settings.max_future_s)
         self.metrics = metrics if metrics is not None else Metrics()
         self._topics: dict[str, faust.TopicT] = {}
         self.tables: dict[str, Any] = {}
@@ -156,7 +156,7 @@ class Runtime:
         """
         self.metrics.events_consumed.labels(message.topic, step).inc()
         result = intake(message.value, expected, codec=self.codec, clock=self.clock,
-                        limits=self.limits, wall_now=datetime.now(UTC),
+                        max_future=self.max_future, wall_now=datetime.now(UTC),
                         stream=(message.topic, message.partition))
         if isinstance(result, Rejection):
             await self.dead_letter(message, result, step)

@@ -92,10 +92,6 @@ class EventTimeClock:
         slowest = min(active) if active else max(self._streams.latest.values())
         return slowest - self._lateness
 
-    def watermark(self) -> datetime | None:
-        """The event-time "now": the slowest active stream minus the allowed lateness."""
-        return self.now()
-
     def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
         latest = self._streams.latest.get(stream)
         return None if latest is None else latest - self._lateness
