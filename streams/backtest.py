@@ -248,32 +248,20 @@ class BacktestResult:
         return [record for name, record in self.outputs if name == type_name]
 
 
-def _boundaries(after: datetime, upto: datetime, every: timedelta) -> Iterator[datetime]:
-    """Tick times ``t`` with ``after < t <= upto``, aligned to multiples of ``every``."""
-    step = every.total_seconds()
-    n = math.floor(after.timestamp() / step) + 1
-    while True:
-        moment = datetime.fromtimestamp(n * step, UTC)
-        if moment > upto:
-            return
-        yield moment
-        n += 1
-
-
 def run_backtest(
     records: Iterable[InputRecord], settings: Settings, *,
     truth: Mapping[str, Truth] | None = None, until: datetime | None = None,
-    tick_every: timedelta = timedelta(days=1), horizon: timedelta = DEFAULT_HORIZON,
+    ticks_until: datetime | None = None, horizon: timedelta = DEFAULT_HORIZON,
     progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
     """Replay ``records`` (sorted by event time) through the workers' code in process.
 
-    Before each record the silence timer ticks at every ``tick_every`` boundary of event
-    time crossed since the previous one; after the last record it ticks up to ``until``
-    (default: the last event time). ``progress`` is called with the records done so far.
+    Records after ``until`` are not replayed. The silence checks run as in a worker: each
+    customer's checks that fell due before one of its updates run, in order, just before
+    that update, and at the end every check due by ``ticks_until`` runs (default:
+    ``until``, else the last event time). ``progress`` is called with the records done.
+    Outputs are returned in event-time order.
     """
-    if tick_every <= timedelta(0):
-        raise ValueError("tick_every must be positive")
     pipeline = LocalPipeline(settings)
     outputs: list[Output] = []
     customers: set[str] = set()
@@ -281,18 +269,16 @@ def run_backtest(
     last: datetime | None = None
     count = 0
     began = time.perf_counter()
+    process = pipeline.process
     for type_name, record in records:
         at: datetime = record["occurred_at"]
         if until is not None and at > until:
             break
-        if last is not None and at > last:
-            for moment in _boundaries(last, at, tick_every):
-                outputs.extend(pipeline.tick(moment))
         if last is None or at > last:
             last = at
         if start is None:
             start = at
-        outputs.extend(pipeline.process(type_name, record))
+        outputs.extend(process(type_name, record))
         customer = record.get("customer_id")
         if isinstance(customer, str):
             customers.add(customer)
@@ -300,10 +286,10 @@ def run_backtest(
         if progress is not None and count % 1000 == 0:
             progress(count)
     end = until if until is not None else last
-    if last is not None and end is not None and end > last:
-        for moment in _boundaries(last, end, tick_every):
-            outputs.extend(pipeline.tick(moment))
-        outputs.extend(pipeline.tick(end))
+    final = ticks_until if ticks_until is not None else end
+    if final is not None:
+        outputs.extend(pipeline.tick(final))
+    outputs.sort(key=lambda output: output[1]["occurred_at"])
     elapsed = time.perf_counter() - began
     if progress is not None:
         progress(count)

@@ -87,16 +87,26 @@ class FeatureResult:
     signals: dict[str, float]
 
 
+def apply_event(family: FeatureFamily, state: FeatureState | None, event: Event,
+                settings: Settings) -> tuple[FeatureState, FeatureResult]:
+    """Apply one accepted event to a customer's feature state (a new one when None)."""
+    if state is None:
+        state = family.new_state(settings)
+    if not state.apply(event):
+        return state, FeatureResult(False, {})
+    return state, FeatureResult(True, finite(state.signals()))
+
+
 def feature_step(family: FeatureFamily, table: Table, event: Event,
                  settings: Settings) -> FeatureResult:
     """Apply one accepted event to its customer's feature state in ``table``."""
     key = event.customer_id.encode()
     raw = table.get(key)
-    state = family.new_state(settings) if raw is None else family.load_state(loads(raw), settings)
-    if not state.apply(event):
-        return FeatureResult(False, {})
-    table[key] = dumps(state.to_json())
-    return FeatureResult(True, finite(state.signals()))
+    current = None if raw is None else family.load_state(loads(raw), settings)
+    state, result = apply_event(family, current, event, settings)
+    if result.changed:
+        table[key] = dumps(state.to_json())
+    return result
 
 
 def signal_update(event: Event, family: str, signals: dict[str, float]) -> dict[str, Any]:
@@ -114,7 +124,8 @@ ERASURE_FAMILY = "erasure"
 
 
 def tick_update(customer_id: str, now: datetime) -> dict[str, Any]:
-    """The SignalUpdate a silence timer sends: no signals, just "evaluate as of now"."""
+    """The SignalUpdate a silence timer sends: no signals, just "run the silence checks
+    due by ``now``" (see :func:`score_update`)."""
     return {"event_id": f"timer:{to_ms(now)}", "customer_id": customer_id,
             "occurred_at": now, "family": CLOCK_FAMILY, "signals": {}}
 
@@ -132,27 +143,55 @@ class ScoreResult:
     erased: bool = False  # the customer was forgotten: send tombstones
 
 
+def score_update(health: CustomerHealth | None, profile: ProfileState | None,
+                 update: dict[str, Any], scoring: ScoringConfig, settings: Settings,
+                 partition: int = 0) -> tuple[CustomerHealth | None, list[Output]]:
+    """Merge one SignalUpdate (or a timer tick) into a customer's health and evaluate it.
+
+    Silence checks that fell due before the update's time run first, one per due time in
+    order, each as of its own due time. So a customer's evaluations depend only on its own
+    updates, never on when a timer happened to fire: a worker and a backtest that see the
+    same updates publish the same outputs. A tick itself only runs the checks due by then.
+    Returns the new health (None when there is none to keep) and the outputs.
+    """
+    customer_id: str = update["customer_id"]
+    timer = update["family"] == CLOCK_FAMILY
+    if timer and health is None:
+        return None, []  # erased since it was scheduled
+    health = CustomerHealth() if health is None else health
+    at_ms = to_ms(update["occurred_at"])
+    outputs: list[Output] = []
+    while health.due_ms is not None and (health.due_ms <= at_ms if timer
+                                         else health.due_ms < at_ms):
+        due = health.due_ms
+        health.partition = partition
+        outputs.extend(evaluate(
+            health, scoring, customer_id=customer_id, at_ms=due, profile=profile,
+            trigger="timer", trigger_id=f"timer:{due}", score_step=settings.score_step))
+        if health.due_ms is not None and health.due_ms <= due:
+            break  # never loops: a check is always scheduled after its evaluation
+    if not timer:
+        health.update_signals(update["family"], at_ms, finite(dict(update["signals"])))
+        health.partition = partition
+        outputs.extend(evaluate(
+            health, scoring, customer_id=customer_id, at_ms=at_ms, profile=profile,
+            trigger="event", trigger_id=update["event_id"], score_step=settings.score_step))
+    return health, outputs
+
+
 def score_step(health_table: Table, profiles: Table, update: dict[str, Any],
                scoring: ScoringConfig, settings: Settings, partition: int = 0) -> ScoreResult:
-    """Merge one SignalUpdate (or a timer tick) into the customer's health and evaluate it."""
+    """:func:`score_update` on a customer's state kept in tables (a worker's scorer)."""
     customer_id: str = update["customer_id"]
     key = customer_id.encode()
     if update["family"] == ERASURE_FAMILY:
         health_table.pop(key, None)
         return ScoreResult([], None, erased=True)
     raw = health_table.get(key)
-    timer = update["family"] == CLOCK_FAMILY
-    if timer and raw is None:
-        return ScoreResult([], None)  # erased since it was scheduled
-    health = CustomerHealth() if raw is None else CustomerHealth.from_json(loads(raw))
-    at_ms = to_ms(update["occurred_at"])
-    if not timer:
-        health.update_signals(update["family"], at_ms, finite(dict(update["signals"])))
-    health.partition = partition
-    outputs = evaluate(
-        health, scoring, customer_id=customer_id, at_ms=at_ms,
-        profile=load_profile(profiles.get(key), settings),
-        trigger="timer" if timer else "event",
-        trigger_id=update["event_id"], score_step=settings.score_step)
+    health, outputs = score_update(
+        None if raw is None else CustomerHealth.from_json(loads(raw)),
+        load_profile(profiles.get(key), settings), update, scoring, settings, partition)
+    if health is None:
+        return ScoreResult([], None)
     health_table[key] = dumps(health.to_json())
     return ScoreResult(outputs, health.due_ms)

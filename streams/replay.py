@@ -1,11 +1,14 @@
 """In-process replay: the workers' per-record steps run over a sequence of records with
-plain dicts as tables and the event-time clock. No broker needed; used by the backtest
-and to prove parity with the Kafka workers.
+the customers' state kept as objects in memory and the event-time clock. No broker
+needed; used by the backtest and to prove parity with the Kafka workers.
+
+A worker keeps each state serialised in a table with a changelog; here the same state
+objects stay in dicts (``tables`` serialises them on demand, for inspection), so a replay
+spends its time on the domain code, not on encoding state.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,14 +23,16 @@ from streams.domain.events import (
     check_event_time,
     parse_event,
 )
-from streams.domain.health import Output
+from streams.domain.features import ProfileState, dumps
+from streams.domain.health import CustomerHealth, Output
 from streams.domain.scoring import ScoringConfig, load_config
 from streams.pipeline import (
     FAMILIES,
     HEALTH_TABLE,
-    PROFILE_TABLE,
-    feature_step,
-    score_step,
+    PROFILE,
+    FeatureState,
+    apply_event,
+    score_update,
     signal_update,
     tick_update,
 )
@@ -43,44 +48,65 @@ class LocalPipeline:
         self.lateness = timedelta(seconds=settings.allowed_lateness_s)
         self.max_future = timedelta(seconds=settings.max_future_s)
         self.clock = EventTimeClock(self.lateness)
-        self.tables: defaultdict[str, dict[bytes, bytes]] = defaultdict(dict)
+        self.features: dict[str, dict[str, FeatureState]] = {
+            f.table: {} for f in FAMILIES.values()}
+        self.health: dict[str, CustomerHealth] = {}
         self.rejections: list[Rejection] = []
         self.due = DueIndex()
+        self._wall_now = datetime.now(UTC)
+
+    @property
+    def tables(self) -> dict[str, dict[bytes, bytes]]:
+        """Every state table as a worker would hold it (customer id bytes -> JSON bytes)."""
+        out = {name: {c.encode(): dumps(s.to_json()) for c, s in states.items()}
+               for name, states in self.features.items()}
+        out[HEALTH_TABLE] = {c.encode(): dumps(h.to_json()) for c, h in self.health.items()}
+        return out
 
     def process(self, type_name: str, record: Mapping[str, Any]) -> list[Output]:
         """Run one decoded input record through the pipeline; return its outputs."""
         try:
             event = parse_event(type_name, record)
             erasure = isinstance(event, ErasureRequest)  # never too late, not in the future
-            wall_now = datetime.now(UTC)
-            check_event_time(event.occurred_at, now=wall_now,
-                             lower_bound=None if erasure else self.clock.lower_bound(wall_now),
+            check_event_time(event.occurred_at, now=self._wall_now,
+                             lower_bound=None if erasure else self.clock.lower_bound(
+                                 self._wall_now),
                              max_future=self.max_future)
         except InvalidEvent as exc:
             self.rejections.append(Rejection(exc.reason, str(exc),
                                              record.get("event_id"), record.get("customer_id")))
             return []
+        customer = event.customer_id
         if isinstance(event, ErasureRequest):
-            for table in self.tables.values():
-                table.pop(event.customer_id.encode(), None)
-            self.due.forget(event.customer_id)
+            for states in self.features.values():
+                states.pop(customer, None)
+            self.health.pop(customer, None)
+            self.due.forget(customer)
             return []
         self.clock.observe(event.occurred_at)
         family = FAMILIES[type_name]
-        result = feature_step(family, self.tables[family.table], event, self.settings)
+        states = self.features[family.table]
+        state, result = apply_event(family, states.get(customer), event, self.settings)
+        states[customer] = state
         if not result.changed or not result.signals:
             return []
         return self._score(signal_update(event, family.family, result.signals))
 
     def _score(self, update: dict[str, Any]) -> list[Output]:
-        result = score_step(self.tables[HEALTH_TABLE], self.tables[PROFILE_TABLE], update,
-                            self.scoring, self.settings)
-        if result.due_ms is not None:
-            self.due.schedule(update["customer_id"], result.due_ms, 0)
-        return result.outputs
+        customer = update["customer_id"]
+        profile = self.features[PROFILE.table].get(customer)
+        health, outputs = score_update(
+            self.health.get(customer),
+            profile if isinstance(profile, ProfileState) else None,
+            update, self.scoring, self.settings)
+        if health is not None:
+            self.health[customer] = health
+            if health.due_ms is not None:
+                self.due.schedule(customer, health.due_ms, 0)
+        return outputs
 
     def tick(self, now: datetime | None = None) -> list[Output]:
-        """Run the silence checks due at ``now`` (default: the event-time watermark)."""
+        """Run the silence checks due by ``now`` (default: the event-time watermark)."""
         now = now if now is not None else self.clock.now()
         if now is None:
             return []

@@ -31,8 +31,10 @@ class AlertState:
     def active(self) -> bool:
         return self.state == "at_risk"
 
-    def step(self, score: float, band: str, at_ms: int, rules: Alerts) -> Transition | None:
-        """Feed one evaluation; return "enter" or "exit" when an episode starts or ends."""
+    def step(self, score: float, band: str, at_ms: int, rules: Alerts, *,
+             may_enter: bool = True) -> Transition | None:
+        """Feed one evaluation; return "enter" or "exit" when an episode starts or ends.
+        ``may_enter`` False (a customer seen too briefly to judge) holds off a new one."""
         if self.active:
             self.above = self.above + 1 if score >= rules.exit_above else 0
             if self.above >= rules.exit_after:
@@ -44,7 +46,7 @@ class AlertState:
         self.below = self.below + 1 if score < rules.enter_below else 0
         cooling = self.ended_ms is not None and (
             at_ms - self.ended_ms < rules.cooldown_days * DAY_MS)
-        if self.below >= rules.enter_after and not cooling:
+        if self.below >= rules.enter_after and not cooling and may_enter:
             self.state = "at_risk"
             self.episode += 1
             self.since_ms = at_ms

@@ -30,7 +30,7 @@ Output = tuple[str, dict[str, Any]]
 @dataclass(slots=True)
 class CustomerHealth:
     signals: dict[str, float] = field(default_factory=dict)
-    signals_ms: dict[str, int] = field(default_factory=dict)  # event time per family
+    first_ms: int | None = None  # event time of the earliest update seen
     as_of_ms: int | None = None
     published_score: float | None = None
     published_band: str | None = None
@@ -62,17 +62,17 @@ class CustomerHealth:
         for name in [n for n in self.signals if n.startswith(prefix)]:
             del self.signals[name]
         self.signals.update(values)
-        self.signals_ms[family] = max(at_ms, self.signals_ms.get(family, at_ms))
+        self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "t": self.signals_ms,
+        return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "f": self.first_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
                 "e": list(self.ema) if self.ema else None, "c": self.champion}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
-        return cls(dict(data["s"]), {k: int(v) for k, v in data["t"].items()}, data["a"],
+        return cls(dict(data["s"]), data.get("f"), data["a"],
                    data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
                    int(data.get("q", 0)),
                    (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
@@ -218,7 +218,10 @@ def evaluate(
         }))
         health.published_score, health.published_band = score.score, score.band
     since_ms = health.alert.since_ms
-    transition = health.alert.step(score.score, score.band, at_ms, config.alerts)
+    first = health.first_ms
+    transition = health.alert.step(
+        score.score, score.band, at_ms, config.alerts,
+        may_enter=first is None or at_ms - first >= config.alerts.min_history_d * DAY_MS)
     if transition == "enter":
         outputs.append(("CustomerAtRisk", at_risk_record(
             config, customer_id, score, health, profile, at_ms, previous_band)))

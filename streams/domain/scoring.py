@@ -10,14 +10,22 @@ per-measure contributions and the config version that produced it.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 BANDS = ("healthy", "watch", "at_risk")
 
@@ -121,6 +129,9 @@ class Alerts(_Strict):
     enter_after: int = Field(1, ge=1)
     exit_after: int = Field(1, ge=1)
     cooldown_days: float = Field(0, ge=0)
+    #: no episode starts before a customer has been seen for this many days: until then
+    #: its own rhythm is unknown and a score rests on segment norms and little evidence
+    min_history_d: float = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Alerts:
@@ -200,6 +211,7 @@ class ScoringConfig(_Strict):
     lapse: Lapse = Lapse()
     champion: Champion = Champion()
     retention: ActivityRules = ActivityRules()
+    _plans: dict[str, _ProfilePlan] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> ScoringConfig:
@@ -246,6 +258,13 @@ class ScoringConfig(_Strict):
         group = self.groups[name.removesuffix(CRITICAL_SUFFIX)]
         return Reason(group.critical_reason, group.critical_text,
                       group.critical_churn_reason or "")
+
+    def plan(self, profile: str) -> _ProfilePlan:
+        """The profile's groups and measures, compiled once for fast scoring."""
+        plan = self._plans.get(profile)
+        if plan is None:
+            plan = self._plans[profile] = _compile(self, profile)
+        return plan
 
     def segment(self, name: str) -> Segment:
         return self.segments.get(name, self.segments["default"])
@@ -326,9 +345,64 @@ def interpolate(curve: list[tuple[float, float]], x: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Contribution:
+class _Curve:
+    """A curve split into its x and y values, for a bisecting lookup (same result as
+    :func:`interpolate`)."""
+
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    def __call__(self, x: float) -> float:
+        xs, ys = self.xs, self.ys
+        if x <= xs[0]:
+            return ys[0]
+        i = bisect.bisect_left(xs, x)
+        if i == len(xs):
+            return ys[-1]
+        x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+@dataclass(frozen=True, slots=True)
+class _MeasurePlan:
+    name: str
+    weight: float
+    measure: Measure
+    curve: _Curve
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupPlan:
+    name: str
+    weight: float
+    group: Group
+    measures: tuple[_MeasurePlan, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _ProfilePlan:
+    groups: tuple[_GroupPlan, ...]
+
+
+def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
+    groups = []
+    for gname, gweight in config.profiles[profile].groups.items():
+        if gweight <= 0:
+            continue
+        group = config.groups[gname]
+        measures = tuple(
+            _MeasurePlan(mname, mweight, config.measures[mname], _Curve(
+                tuple(x for x, _ in config.measures[mname].curve),
+                tuple(y for _, y in config.measures[mname].curve)))
+            for mname, mweight in group.measures.items() if mweight > 0)
+        groups.append(_GroupPlan(gname, gweight, group, measures))
+    return _ProfilePlan(tuple(groups))
+
+
+class Contribution(NamedTuple):
     """What one measure adds to the score; a critical-group cap is an entry whose
-    ``adjustment`` (negative) takes the score down to the cap."""
+    ``adjustment`` (negative) takes the score down to the cap. (A named tuple: a score
+    makes several of these on every evaluation.)"""
 
     measure: str
     signal: str
@@ -388,47 +462,50 @@ def compute_score(
 ) -> Score | None:
     """Score a customer from its signals at day ``now_d``; None when no measure applies."""
     profile_name = config.profile_for(segment, tenure_d)
-    profile = config.profiles[profile_name]
     seg = config.segment(segment)
-    present: list[tuple[str, float, list[tuple[str, float, float]]]] = []
+    present: list[tuple[_GroupPlan, list[tuple[_MeasurePlan, float]]]] = []
     behavioural = False
-    for gname, gweight in profile.groups.items():
-        if gweight <= 0:
-            continue
+    for gplan in config.plan(profile_name).groups:
         found = []
-        for mname, mweight in config.groups[gname].measures.items():
-            if mweight <= 0:
+        for mplan in gplan.measures:
+            measure = mplan.measure
+            value = signals.get(measure.signal)
+            if value is None:
                 continue
-            value = measure_value(config.measures[mname], signals, now_d, seg, tenure_d)
-            if value is not None:
-                found.append((mname, mweight, value))
+            if measure.kind == "elapsed" or measure.min_tenure_d is not None:
+                value = measure_value(measure, signals, now_d, seg, tenure_d)
+                if value is None:
+                    continue
+            found.append((mplan, value))
         if found:
-            present.append((gname, gweight, found))
-            behavioural = behavioural or not config.groups[gname].context
+            present.append((gplan, found))
+            behavioural = behavioural or not gplan.group.context
     if not behavioural:
         return None
-    total_group = sum(g for _, g, _ in present)
+    total_group = sum(gplan.weight for gplan, _ in present)
     contributions = []
     critical: list[tuple[str, float]] = []  # (group, its points) of critical groups
-    for gname, gweight, found in present:
-        group = config.groups[gname]
-        total_measure = sum(w for _, w, _ in found)
-        points = {m: interpolate(config.measures[m].curve, v) for m, _, v in found}
+    for gplan, found in present:
+        group = gplan.group
+        total_measure = sum(mplan.weight for mplan, _ in found)
+        points = {mplan.name: mplan.curve(value) for mplan, value in found}
         cap = points.get(group.capped_by or "")
         if cap is not None:
             points = {m: min(p, cap) for m, p in points.items()}
-        for mname, mweight, value in found:
+        share = gplan.weight / total_group
+        for mplan, value in found:
             contributions.append(Contribution(
-                measure=mname,
-                signal=config.measures[mname].signal,
+                measure=mplan.name,
+                signal=mplan.measure.signal,
                 value=value,
-                points=points[mname],
-                weight=(gweight / total_group) * (mweight / total_measure),
+                points=points[mplan.name],
+                weight=share * (mplan.weight / total_measure),
             ))
-        group_points = sum(points[m] * w for m, w, _ in found) / total_measure
+        group_points = sum(points[mplan.name] * mplan.weight for mplan, _ in found) / (
+            total_measure)
         if group.critical_below is not None and group_points < group.critical_below:
-            critical.append((gname, group_points))
-    score = min(100.0, max(0.0, sum(c.contribution for c in contributions)))
+            critical.append((gplan.name, group_points))
+    score = min(100.0, max(0.0, sum(c.points * c.weight for c in contributions)))
     for gname, group_points in critical:
         cap_at = config.groups[gname].critical_cap
         if score > cap_at:

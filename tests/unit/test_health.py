@@ -73,7 +73,7 @@ def test_a_late_events_update_carries_the_whole_state_and_wins():
     # a late purchase (event time 150) arrives: its update describes all three orders
     health.update_signals("purchase", 150, {"purchase.orders_total": 3.0})
     assert health.signals == {"purchase.orders_total": 3.0}
-    assert health.signals_ms == {"purchase": 200}
+    assert health.first_ms == 150  # the earliest update seen, whatever the order
 
 
 def test_state_round_trips():
@@ -142,6 +142,7 @@ def test_churn_reason_is_the_category_that_costs_most_points():
         "purchase.last_at_d": DAY0, "purchase.gap_mean_d": 7.0, "purchase.gap_std_d": 0.0})
     health.update_signals("support", DAY0 * DAY_MS, {
         "support.open_tickets": 1.0, "support.sentiment_28d": -0.9, "support.csat": 1.0})
+    health.first_ms = (DAY0 - 60) * DAY_MS  # known for a while: past the warm-up
     outputs = dict(run(health, DAY0 + 14, profile(segment="b2b")))
     alert = outputs["CustomerAtRisk"]
     codes = [r["code"] for r in alert["reasons"]]
@@ -157,6 +158,20 @@ def test_a_capped_reason_says_why_its_value_looks_fine():
     health.update_signals("engagement", DAY0 * DAY_MS, {
         "engagement.last_at_d": DAY0, "engagement.gap_mean_d": 1.0,
         "engagement.weeks_active_4": 4.0})
+    health.first_ms = (DAY0 - 60) * DAY_MS
     alert = dict(run(health, DAY0 + 20, profile()))["CustomerAtRisk"]
     weekly = [r for r in alert["reasons"] if r["code"] == "not_weekly_engaged"]
     assert weekly and "capped by engagement_recency" in weekly[0]["text"]
+
+
+def test_no_episode_starts_before_a_customer_was_seen_for_min_history_days():
+    assert CONFIG.alerts.min_history_d > 0
+    health = CustomerHealth()
+    health.update_signals("engagement", DAY0 * DAY_MS, {
+        "engagement.last_at_d": DAY0, "engagement.gap_mean_d": 1.0})
+    early = DAY0 + CONFIG.alerts.min_history_d - 1
+    outputs = run(health, early, profile())
+    assert outputs and outputs[0][1]["band"] == "at_risk"  # the score says so...
+    assert "CustomerAtRisk" not in dict(outputs)  # ...but one event is not evidence
+    later = run(health, DAY0 + CONFIG.alerts.min_history_d, profile(), "timer")
+    assert "CustomerAtRisk" in dict(later)
