@@ -73,22 +73,33 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
         consumed += len(phase)
         worker.wait_metric("churnwatch_events_consumed_total", consumed, step="scorer")
 
-    outputs = collect(settings, codec, OUTPUTS, timeout=60,
-                      until=lambda got: any(t == "CustomerAtRisk" for _, t, _ in got))
-    got = [(type_name, record) for _, type_name, record in outputs]
-
     # the same records through the same domain code in process give the same outputs
     expected = LocalPipeline(settings).run(r for phase in phases for r in phase)
-    assert got == expected
+    outputs = collect(settings, codec, OUTPUTS, timeout=60,
+                      until=lambda got: len(got) >= len(expected))
+    got = [(type_name, record) for _, type_name, record in outputs]
+
+    def by_type(records: list[tuple[str, dict]]) -> dict[str, list[dict]]:
+        # each output topic keeps its order; the reader interleaves topics its own way
+        return {t: [r for name, r in records if name == t] for t in {n for n, _ in records}}
+
+    assert by_type(got) == by_type(expected)
 
     health = [r for t, r in got if t == "HealthScoreChanged"]
-    assert [(h["previous_band"], h["band"]) for h in health] == [
-        (None, "healthy"), ("healthy", "at_risk")]
+    assert (health[0]["previous_band"], health[0]["band"]) == (None, "healthy")
     first = {c["signal"]: c for c in health[0]["contributions"]}
     assert set(first) == {"purchase_recency", "products_held", "no_upsell_by_day_90"}
     assert first["purchase_recency"]["points"] == 100.0
-    assert health[1]["occurred_at"] == T0 + timedelta(days=84)
-    assert {c["signal"] for c in health[1]["contributions"]} >= {
+    # the daily silence checks that fell due before the login ran first, as of their due
+    # times: the score slid through watch into at_risk while the customer was silent
+    bands = [h["band"] for h in health]
+    assert bands.index("watch") < bands.index("at_risk")
+    lapsed = health[bands.index("at_risk")]
+    assert lapsed["trigger"] == "timer"
+    assert T0 + timedelta(days=49) < lapsed["occurred_at"] < T0 + timedelta(days=84)
+    (login_score,) = [h for h in health if h["trigger"] == "event"
+                      and h["occurred_at"] == T0 + timedelta(days=84)]
+    assert {c["signal"] for c in login_score["contributions"]} >= {
         "purchase_recency", "engagement_recency"}
     (alert,) = [r for t, r in got if t == "CustomerAtRisk"]
     assert alert["event_id"] == "alice:health_at_risk:1"
@@ -98,7 +109,8 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     assert (alert["fit_status"], alert["profitability"]) == ("grow", 0.8)
     assert alert["contactable"] is True and alert["channels"] == ["email"]
     assert alert["suggested_play"].startswith("Incentive: 20% off")
-    assert alert["config_version"] == health[1]["config_version"]
+    assert alert["occurred_at"] == lapsed["occurred_at"]
+    assert alert["config_version"] == lapsed["config_version"]
 
     # latency and lag metrics
     assert worker.metric("churnwatch_end_to_end_seconds_count", type="CustomerAtRisk") == 1
