@@ -482,27 +482,31 @@ def compute_score(
             behavioural = behavioural or not gplan.group.context
     if not behavioural:
         return None
-    total_group = sum(gplan.weight for gplan, _ in present)
+    total_group = 0.0
+    for gplan, _ in present:
+        total_group += gplan.weight
     contributions = []
     critical: list[tuple[str, float]] = []  # (group, its points) of critical groups
     for gplan, found in present:
         group = gplan.group
-        total_measure = sum(mplan.weight for mplan, _ in found)
-        points = {mplan.name: mplan.curve(value) for mplan, value in found}
-        cap = points.get(group.capped_by or "")
-        if cap is not None:
-            points = {m: min(p, cap) for m, p in points.items()}
-        share = gplan.weight / total_group
+        capped_by = group.capped_by
+        total_measure = 0.0
+        cap = None
         for mplan, value in found:
+            total_measure += mplan.weight
+            if mplan.name == capped_by:
+                cap = mplan.curve(value)
+        share = gplan.weight / total_group
+        group_points = 0.0
+        for mplan, value in found:
+            points = mplan.curve(value)
+            if cap is not None and cap < points:
+                points = cap
+            group_points += points * mplan.weight
             contributions.append(Contribution(
-                measure=mplan.name,
-                signal=mplan.measure.signal,
-                value=value,
-                points=points[mplan.name],
-                weight=share * (mplan.weight / total_measure),
-            ))
-        group_points = sum(points[mplan.name] * mplan.weight for mplan, _ in found) / (
-            total_measure)
+                mplan.name, mplan.measure.signal, value, points,
+                share * (mplan.weight / total_measure)))
+        group_points /= total_measure
         if group.critical_below is not None and group_points < group.critical_below:
             critical.append((gplan.name, group_points))
     score = min(100.0, max(0.0, sum(c.points * c.weight for c in contributions)))
