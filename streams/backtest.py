@@ -270,15 +270,18 @@ def run_backtest(
     count = 0
     began = time.perf_counter()
     process = pipeline.process
+    rejected = pipeline.rejections
     for type_name, record in records:
         at: datetime = record["occurred_at"]
         if until is not None and at > until:
             break
-        if last is None or at > last:
-            last = at
-        if start is None:
-            start = at
+        before = len(rejected)
         outputs.extend(process(type_name, record))
+        if len(rejected) == before:  # accepted: a rejected time (years ahead) is no clock
+            if last is None or at > last:
+                last = at
+            if start is None:
+                start = at
         customer = record.get("customer_id")
         if isinstance(customer, str):
             customers.add(customer)

@@ -229,6 +229,16 @@ def test_until_stops_the_replay_and_ticks_up_to_it():
     assert all(r["occurred_at"] <= until for _, r in result.outputs)
 
 
+def test_a_rejected_record_does_not_move_the_replayed_period():
+    records, _ = scenario_truth(10, 6)
+    last = max(r["occurred_at"] for _, r in records)
+    bogus = dict(records[-1][1], event_id="from-the-future",
+                 occurred_at=last + timedelta(days=5 * 365))
+    result = run_backtest([*records, (records[-1][0], bogus)], settings())
+    assert [r.reason for r in result.rejections] == ["in_future"]
+    assert result.until == last  # no silence checks run five years ahead
+
+
 def test_backtest_main_reads_replays_and_reports(tmp_path):
     records, truth = scenario_truth(20, 8)
     events = tmp_path / "events.jsonl"
