@@ -339,6 +339,15 @@ class Confusion:
 
     @property
     def precision(self) -> float | None:
+        """Alerted customers who did churn: an alert that came after the churn date still
+        points at a customer who left (the silence play), so it is no false alarm."""
+        if not self.alerted:
+            return None
+        return len(self.alerted & self.churned) / len(self.alerted)
+
+    @property
+    def precision_before_churn(self) -> float | None:
+        """The stricter figure: alerted customers warned inside their window."""
         return len(self.warned) / len(self.alerted) if self.alerted else None
 
     @property
@@ -538,6 +547,7 @@ def report_dict(result: BacktestResult) -> dict[str, Any]:
             "warned": len(confusion.warned),
             "not_in_replay": sum(1 for c in truth if c not in result.customers),
             "precision": _round(confusion.precision),
+            "precision_before_churn": _round(confusion.precision_before_churn),
             "recall": _round(confusion.recall),
             "f1": _round(confusion.f1),
             "lead_time_days": {k: _round(v, 2) for k, v in lead.items()},

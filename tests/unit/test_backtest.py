@@ -57,9 +57,10 @@ def test_classify_counts_warned_churners_within_the_horizon():
     result = classify(starts, truth, horizon=timedelta(days=30))
     assert result.warned == {"a": day(10), "c": day(90)}
     assert result.alerted == {"a", "b", "c", "d"}
-    assert result.precision == 0.5  # 2 warned / 4 alerted truth customers
+    assert result.precision == 0.75  # a, b, c churned of 4 alerted truth customers
+    assert result.precision_before_churn == 0.5  # a, c warned of the 4
     assert result.recall == 0.5  # 2 warned / 4 churned
-    assert result.f1 == 0.5
+    assert result.f1 == 0.6
     assert result.lead_days == (30.0, 10.0)
 
 
