@@ -47,16 +47,17 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.codec import Codec, build_codec
+from streams.domain.buckets import DAY_MS
 from streams.kafka_io import (
     TOMBSTONE,
     UNDECODABLE,
     OutputReader,
     make_producer,
-    produce_records,
 )
 from streams.processes import stop_process, worker_env
-from streams.scenario import LAPSING, PERSONAS, Record, iter_days, persona_of, personas
+from streams.scenario import LAPSING, PERSONAS, Record, iter_days, persona_of
 from streams.settings import OUTPUT_TOPICS, Settings
+from streams.simulator import Item
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka-local.sh"
@@ -125,27 +126,41 @@ class Summary:
             text.append(f"  | worker consumed {consumed}/{self.produced:,}", style="dim")
         return text
 
-    def persona_table(self, cast: dict[str, str]) -> Table:
+    def persona_table(self, cast: dict[str, str],
+                      churned: frozenset[str] | None = None) -> Table:
+        """Outcome per persona. ``churned``: the customers who really left (the
+        simulator's truth); without it, the scripted scenario's lapsing personas."""
         table = Table(title="Outcome per persona", title_justify="left")
-        for column in ("persona", "customers", "flagged at risk", "at risk now",
-                       "recovered", "champions", "latest band: healthy / watch / at risk"):
+        columns = ["persona", "customers", "left", "flagged", "at risk now", "recovered",
+                   "champions", "band now: healthy/watch/at risk"]
+        if churned is None:
+            columns.remove("left")
+        for column in columns:
             table.add_column(column, justify="left" if column == "persona" else "right")
-        for persona in PERSONAS:
+        order = [p for p in PERSONAS if p in cast.values()] + sorted(
+            set(cast.values()) - set(PERSONAS))
+        for persona in order:
             members = [c for c, p in cast.items() if p == persona]
-            if not members:
-                continue
             bands = Counter(self.bands.get(c, "none") for c in members)
-            style = "" if persona in LAPSING else "dim"
+            if churned is None:
+                lapsing = persona in LAPSING
+                cells: list[Text | str] = [Text(persona + (" *" if lapsing else ""),
+                              style="" if lapsing else "dim"), str(len(members))]
+            else:
+                left = sum(c in churned for c in members)
+                cells = [Text(persona, style="" if left else "dim"), str(len(members)),
+                         str(left)]
             table.add_row(
-                Text(persona + (" *" if persona in LAPSING else ""), style=style),
-                str(len(members)),
+                *cells,
                 str(sum(c in self.flagged for c in members)),
                 str(sum(c in self.at_risk_now for c in members)),
                 str(sum(c in self.recovered for c in members)),
                 str(sum(c in self.champions for c in members)),
                 f"{bands.get('healthy', 0)} / {bands.get('watch', 0)} / "
                 f"{bands.get('at_risk', 0)}")
-        table.caption = "* personas scripted to lapse; the others should stay healthy"
+        table.caption = ("* personas scripted to lapse; the others should stay healthy"
+                         if churned is None else
+                         "left: churned for good within the simulated period (truth file)")
         return table
 
     def __rich__(self) -> Text:
@@ -156,16 +171,28 @@ class OutputPrinter:
     """Turns churnwatch output records into readable lines on a rich console."""
 
     def __init__(self, console: Console, *, every_score: bool = False,
-                 seed: int | None = None, max_dead_letters: int = 20) -> None:
+                 seed: int | None = None, max_dead_letters: int = 20,
+                 cast: dict[str, str] | None = None,
+                 churned: frozenset[str] = frozenset()) -> None:
         self.console = console
         self.max_dead_letters = max_dead_letters
         self.every_score = every_score
         self.seed = seed
+        self.cast = cast  # customer -> persona (the simulator's truth)
+        self.churned = churned
         self.summary = Summary()
 
     def _who(self, customer: str | None) -> Text:
         text = Text(customer or "?", style="bold")
-        if self.seed is not None and customer:
+        if not customer:
+            return text
+        if self.cast is not None:
+            persona = self.cast.get(customer)
+            if persona is not None:
+                leaves = customer in self.churned
+                text.append(f" [{persona}{', leaves' if leaves else ''}]",
+                            style="magenta" if leaves else "dim")
+        elif self.seed is not None:
             persona = persona_of(customer, self.seed)
             if persona is not None:
                 text.append(f" [{persona}]", style="magenta" if persona in LAPSING else "dim")
@@ -321,27 +348,42 @@ def produce_paced(settings: Settings, codec: Codec, records: list[Record], *, pa
                   wait: Callable[[float], None] = time.sleep,
                   stop: Callable[[], bool] | None = None,
                   gate: Callable[[int], None] | None = None) -> int:
-    """Produce the records one event-time day at a time, ``pace`` days per second of wall
-    time (0: as fast as possible), with a progress bar. Returns the records produced.
+    """:func:`produce_days` of records sorted by event time, a day of event time at a time."""
+    days: list[tuple[datetime, list[Item]]] = [
+        (day, list(batch)) for day, batch in iter_days(records)]
+    return produce_days(settings, codec, days, pace=pace, console=console,
+                        progress=progress, wait=wait, stop=stop, gate=gate)
+
+
+def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, list[Item]]],
+                 *, pace: float, console: Console, progress: Progress | None = None,
+                 wait: Callable[[float], None] = time.sleep,
+                 stop: Callable[[], bool] | None = None,
+                 gate: Callable[[int], None] | None = None) -> int:
+    """Produce the items one day at a time, ``pace`` days per second of wall time (0: as
+    fast as possible), with a progress bar. Returns the records produced. A malformed item
+    is produced as its raw bytes.
 
     ``gate(n)``, when given, is called before each day with the number of records of all
     days but the last two produced so far, and should return once the consumer has read
     them: a replaying worker's event-time clock then never runs more than two days ahead
     of any record still to be read, so nothing falls behind its allowed lateness.
     """
+    from streams.simulator import produce_items
+
     # librdkafka's start-up warnings (e.g. a fresh broker still loading its coordinator)
     # would scroll through the progress bar; errors still reach stderr
     producer = make_producer(settings, logger=logging.Logger("churnwatch.producer",
                                                              level=logging.ERROR))
     own = progress is None
     bar = progress if progress is not None else make_progress(console)
-    task = bar.add_task("producing", total=len(records), day="")
+    task = bar.add_task("producing", total=sum(len(batch) for _, batch in days), day="")
     count = 0
     through: list[int] = []  # records produced up to and including each day
     with bar if own else contextlib.nullcontext():
         started = time.monotonic()
         first: datetime | None = None
-        for day, batch in iter_days(records):
+        for day, batch in days:
             if stop is not None and stop():
                 break
             first = first or day
@@ -351,8 +393,8 @@ def produce_paced(settings: Settings, codec: Codec, records: list[Record], *, pa
                     wait(remaining)
             if gate is not None and len(through) >= 2:
                 gate(through[-2])
-            count += produce_records(settings, codec, batch, producer=producer,
-                                     progress=lambda n: bar.advance(task, n))
+            count += produce_items(settings, codec, batch, producer=producer,
+                                   progress=lambda n: bar.advance(task, n))
             through.append(count)
             bar.update(task, day=day.date().isoformat())
     return count
@@ -624,7 +666,7 @@ def run_demo(base: Settings, options: DemoOptions, console: Console | None = Non
 
 
 def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
-    from streams.scenario import scenario
+    from streams.simulator import SimulationConfig, simulate
     from streams.topics import TopicsError, ensure_topics
 
     console = run.console
@@ -660,19 +702,31 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
         run.worker.wait_ready(options.ready_timeout)
     console.print("worker ready", style="green")
 
-    records = scenario(options.customers, options.weeks, options.seed)
-    cast = personas(options.customers, options.seed)
+    sim = simulate(SimulationConfig(customers=options.customers, days=options.weeks * 7.0,
+                                    seed=options.seed))
+    cast = {row.customer_id: row.persona for row in sim.truth}
+    churned = frozenset(row.customer_id for row in sim.truth if row.churned)
     mix = Counter(cast.values())
+    days: dict[int, list[Item]] = {}
+    for item, arrived in zip(sim.items, sim.arrived_at, strict=True):
+        days.setdefault(arrived // DAY_MS, []).append(item)
+    batches = [(datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC), batch)
+               for day, batch in sorted(days.items())]
+    counts = sim.counts
     console.print(
-        f"scenario: {options.customers} customers over {options.weeks} weeks from "
-        f"{records[0][1]['occurred_at']:%Y-%m-%d}, {len(records):,} records; personas "
-        + ", ".join(f"{p} {mix[p]}" for p in PERSONAS if mix[p]))
+        f"simulated {options.customers} customers over {options.weeks} weeks from "
+        f"{sim.config.start:%Y-%m-%d} (seed {options.seed}): {len(sim.items):,} records "
+        f"incl. {counts.duplicates} duplicates, {counts.late + counts.very_late} late, "
+        f"{counts.malformed} malformed and {counts.invalid} invalid; "
+        f"{len(churned)} customers leave; personas "
+        + ", ".join(f"{p} {n}" for p, n in mix.most_common()))
     if options.pace > 0:
         console.print(f"producing {options.pace:g} simulated days per second; outputs are "
                       "printed as they arrive (Ctrl-C to stop)")
     console.rule()
 
-    printer = OutputPrinter(console, every_score=options.every_score, seed=options.seed)
+    printer = OutputPrinter(console, every_score=options.every_score, cast=cast,
+                            churned=churned)
     summary = printer.summary
     summary.produced = 0
     codec = build_codec(settings)
@@ -715,8 +769,8 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     produce_started = time.monotonic()
     with Live(Group(progress, summary), console=console, refresh_per_second=4,
               transient=True):
-        summary.produced = produce_paced(
-            settings, codec, records, pace=options.pace, console=console,
+        summary.produced = produce_days(
+            settings, codec, batches, pace=options.pace, console=console,
             progress=progress, wait=lambda s: drain(min(s, 0.25)), stop=out_of_time,
             gate=gate)
         console.print(f"produced {summary.produced:,} records in "
@@ -730,19 +784,19 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                 console.print(f"no new output for {options.idle_seconds:g}s: done",
                               style="dim")
                 break
-    _report(console, summary, cast, settings)
+    _report(console, summary, cast, churned, settings)
     if summary.produced and not summary.health_changes:
         raise DemoError(f"the worker consumed {summary.consumed or 0:,} of "
                         f"{summary.produced:,} records but published no health score")
 
 
 def _report(console: Console, summary: Summary, cast: dict[str, str],
-            settings: Settings) -> None:
+            churned: frozenset[str], settings: Settings) -> None:
     console.rule()
     console.print(summary.line())
     if summary.dead_reasons:
         console.print("dead letters by reason: " + ", ".join(
             f"{reason} {n}" for reason, n in summary.dead_reasons.most_common()))
-    console.print(summary.persona_table(cast))
+    console.print(summary.persona_table(cast, churned))
     console.print(Text("output topics: " + ", ".join(settings.topic(t) for t in OUTPUT_TOPICS),
                        style="dim"))
