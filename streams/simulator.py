@@ -22,9 +22,9 @@ champion             7%     7%     7%       frequent, high spend, promoter, refe
                                             takes more products; never churns
 seasonal (b2c)       9%     -      6.3%     buys in bursts (summer, Black Friday to
                                             Christmas), quiet in between but opens emails
-one_time (b2c)       7%     -      4.9%     appears during the year, buys once, engages a
+one_time (b2c)       7%     -      4.9%     appears during the period, buys once, engages a
                                             little for 1-5 weeks, then nothing: churns
-newcomer             8%     8%     8%       signs up during the year; 65% settle in, 35%
+newcomer             8%     8%     8%       signs up during the period; 65% settle in, 35%
                                             fail onboarding and leave 30-90 days in
 declining            14%    17%    14.9%    3-12 week decline (wider gaps, thinner and
                                             quieter engagement, 35% with souring feedback,
@@ -50,7 +50,8 @@ the end of the period, or who would leave only after it, has not churned.
 
 Noise
 -----
-Every genuine record is delivered once at its event time. On top of that, with the shares
+Every genuine record is delivered once, at its event time unless it is late. On top of
+that, with the shares
 of :class:`SimulationConfig`: a duplicate delivery (same record, 1 s to 6 h later); a late
 delivery (1 minute to 48 hours after its event time, within the default 3-day allowed
 lateness) or a very late one (4 to 10 days, beyond it); a :class:`Malformed` item next to
@@ -94,16 +95,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_START",
+    "DELIVERY_NAMES",
+    "DUPLICATE",
+    "INVALID",
+    "LATE",
+    "MALFORMED",
+    "ON_TIME",
     "PERSONAS",
+    "VERY_LATE",
     "Counts",
     "Item",
     "Malformed",
+    "ProduceError",
     "Simulation",
     "SimulationConfig",
     "TruthRow",
     "customer_id",
+    "iter_customers",
     "iter_jsonl",
     "json_record",
+    "persona_table",
     "produce_items",
     "simulate",
     "summary_table",
@@ -172,18 +183,8 @@ MALFORMED = 4
 INVALID = 5
 DELIVERY_NAMES = ("on_time", "late", "very_late", "duplicate", "malformed", "invalid")
 
-#: Kinds of malformed items and of invalid values.
+#: Kinds of malformed items.
 MALFORMED_KINDS = ("garbage_bytes", "truncated_json", "missing_field", "wrong_type")
-INVALID_KINDS = (
-    "negative_amount",
-    "nps_out_of_range",
-    "csat_out_of_range",
-    "sentiment_out_of_range",
-    "negative_count",
-    "signup_after_event",
-    "future_time",
-    "empty_customer_id",
-)
 
 #: Field order of the input records, as in their schemas (checked by the tests).
 FIELDS: dict[str, tuple[str, ...]] = {
