@@ -282,9 +282,9 @@ def run_backtest(
                 last = at
             if start is None:
                 start = at
-        customer = record.get("customer_id")
-        if isinstance(customer, str):
-            customers.add(customer)
+            customer = record.get("customer_id")
+            if isinstance(customer, str):
+                customers.add(customer)
         count += 1
         if progress is not None and count % 1000 == 0:
             progress(count)
