@@ -336,21 +336,20 @@ def load_config(path: Path | None = None) -> ScoringConfig:
 
 def interpolate(curve: list[tuple[float, float]], x: float) -> float:
     """Piecewise-linear lookup, flat beyond the first and last points."""
-    if x <= curve[0][0]:
-        return curve[0][1]
-    for (x0, y0), (x1, y1) in zip(curve, curve[1:], strict=False):
-        if x <= x1:
-            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return curve[-1][1]
+    return _Curve.of(curve)(x)
 
 
 @dataclass(frozen=True, slots=True)
 class _Curve:
-    """A curve split into its x and y values, for a bisecting lookup (same result as
-    :func:`interpolate`)."""
+    """A curve split into its x and y values, for a bisecting lookup (compiled once per
+    measure when scoring)."""
 
     xs: tuple[float, ...]
     ys: tuple[float, ...]
+
+    @classmethod
+    def of(cls, curve: list[tuple[float, float]]) -> _Curve:
+        return cls(tuple(x for x, _ in curve), tuple(y for _, y in curve))
 
     def __call__(self, x: float) -> float:
         xs, ys = self.xs, self.ys
@@ -391,9 +390,8 @@ def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
             continue
         group = config.groups[gname]
         measures = tuple(
-            _MeasurePlan(mname, mweight, config.measures[mname], _Curve(
-                tuple(x for x, _ in config.measures[mname].curve),
-                tuple(y for _, y in config.measures[mname].curve)))
+            _MeasurePlan(mname, mweight, config.measures[mname],
+                         _Curve.of(config.measures[mname].curve))
             for mname, mweight in group.measures.items() if mweight > 0)
         groups.append(_GroupPlan(gname, gweight, group, measures))
     return _ProfilePlan(tuple(groups))
