@@ -47,7 +47,6 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.codec import Codec, build_codec
-from streams.domain.buckets import DAY_MS
 from streams.kafka_io import (
     TOMBSTONE,
     UNDECODABLE,
@@ -707,11 +706,6 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     cast = {row.customer_id: row.persona for row in sim.truth}
     churned = frozenset(row.customer_id for row in sim.truth if row.churned)
     mix = Counter(cast.values())
-    days: dict[int, list[Item]] = {}
-    for item, arrived in zip(sim.items, sim.arrived_at, strict=True):
-        days.setdefault(arrived // DAY_MS, []).append(item)
-    batches = [(datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC), batch)
-               for day, batch in sorted(days.items())]
     counts = sim.counts
     console.print(
         f"simulated {options.customers} customers over {options.weeks} weeks from "
@@ -770,7 +764,7 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     with Live(Group(progress, summary), console=console, refresh_per_second=4,
               transient=True):
         summary.produced = produce_days(
-            settings, codec, batches, pace=options.pace, console=console,
+            settings, codec, sim.arrival_days(), pace=options.pace, console=console,
             progress=progress, wait=lambda s: drain(min(s, 0.25)), stop=out_of_time,
             gate=gate)
         console.print(f"produced {summary.produced:,} records in "

@@ -381,6 +381,15 @@ class Simulation:
             if how in (ON_TIME, LATE, VERY_LATE) and not isinstance(item, Malformed):
                 yield item
 
+    def arrival_days(self) -> list[tuple[datetime, list[Item]]]:
+        """The items grouped by the UTC day they arrive on, in order (for a feed that is
+        produced a day at a time)."""
+        days: dict[int, list[Item]] = {}
+        for item, arrived in zip(self.items, self.arrived_at, strict=True):
+            days.setdefault(arrived // _MS_PER_DAY, []).append(item)
+        return [(datetime.fromtimestamp(day * _DAY_S, tz=UTC), batch)
+                for day, batch in sorted(days.items())]
+
 
 def customer_id(index: int) -> str:
     """The id of the simulated customer with this index."""

@@ -18,7 +18,6 @@ from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-DAY_MS = 86_400_000
 FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
 
 
@@ -56,21 +55,18 @@ def test_worker_and_backtest_raise_the_same_at_risk_alerts(settings, worker, tmp
     from streams.simulator import produce_items
 
     codec = build_codec(settings)
-    days: dict[int, list] = {}
-    for item, arrived in zip(sim.items, sim.arrived_at, strict=True):
-        days.setdefault(arrived // DAY_MS, []).append(item)
 
     def consumed() -> float:
         return sum(worker.metric("churnwatch_events_consumed_total", step=s)
                    for s in FEATURE_STEPS)
 
     produced: list[int] = []
-    for day in sorted(days):
+    for _, batch in sim.arrival_days():
         if len(produced) >= 2:
             need = produced[-2]
             worker.wait_metric("churnwatch_events_consumed_total", 0)  # worker alive
             _wait(lambda need=need: consumed() >= need, worker)
-        total = (produced[-1] if produced else 0) + produce_items(settings, codec, days[day])
+        total = (produced[-1] if produced else 0) + produce_items(settings, codec, batch)
         produced.append(total)
     _wait(lambda: consumed() >= produced[-1], worker)
 
