@@ -8,6 +8,9 @@ writes it as JSON Lines with its truth file, then runs the backtest exactly as
 - throughput of the replay on one core, against a baseline measured in the same run:
   decoding and validating every record (``parse_event``) without any state or scoring,
   the floor of any replay of the same input;
+- memory: the process's peak resident set size, and its resident set size just before
+  and after the replay (the replay folds its outputs as it goes, so what it adds grows with
+  customers and alerts, not with evaluations);
 - with ``--profile``, where the replay spends its time.
 
     .venv/bin/python bench/backtest.py [--customers N] [--months M] [--seed S] [--profile]
@@ -19,6 +22,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -44,6 +48,26 @@ def baseline_rate(records: list[tuple[str, dict]]) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
+def rss_mb() -> float | None:
+    """The resident set size now, in MB (Linux only: None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    """The peak resident set size of this process so far, in MB (ru_maxrss is in KB on
+    Linux, in bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MB"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000)
@@ -62,6 +86,7 @@ def main() -> int:
         print(f"simulated {args.customers:,} customers over {args.months:g} months "
               f"(seed {args.seed}): {len(sim.items):,} records, "
               f"{sim.counts.churners:,} churners, in {time.perf_counter() - started:.1f} s")
+        del sim  # as in `churnwatch backtest`, only the records read back stay in memory
         records, errors = read_events(events)
         truth = load_truth(truth_path)
 
@@ -70,7 +95,9 @@ def main() -> int:
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
+    rss_before = rss_mb()
     result = run_backtest(records, settings, truth=truth)
+    rss_after = rss_mb()
     if profiler is not None:
         profiler.disable()
     result.load_errors = errors
@@ -104,6 +131,8 @@ def main() -> int:
     print(f"  backtest replay                     {rate:>12,.0f} events/s")
     print(f"  ratio replay / baseline             {rate / base:>12.3f}")
     print(f"  ratio replay / target (200,000/s)   {rate / TARGETS['events_per_s']:>12.3f}")
+    print(f"\nmemory: RSS before the replay {_mb(rss_before)}, after it {_mb(rss_after)}, "
+          f"peak {_mb(peak_rss_mb())}")
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)

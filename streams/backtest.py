@@ -4,7 +4,9 @@ The history is read from JSON Lines (the documented event envelope) or from a pl
 purchases, sorted by event time and replayed through :class:`streams.replay.LocalPipeline`
 with the silence timer ticking on event time. Against a truth file (which customers churned
 and when) the alerts are scored: precision, recall, F1, lead time, false alerts, flapping.
-Every figure is defined in docs/backtest.md. The metric functions are pure.
+Every figure is defined in docs/backtest.md. The metric functions are pure. The replay
+folds its outputs into those figures as they are produced, so its memory grows with the
+customers and the at-risk episodes, not with the evaluations.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "BacktestResult",
     "Confusion",
     "CustomerFinal",
+    "KEPT_OUTPUTS",
     "LineError",
     "Truth",
     "backtest_main",
@@ -223,11 +226,24 @@ def load_truth(path: Path) -> dict[str, Truth]:
 # --------------------------------------------------------------------------- replay
 
 
+#: Output types a backtest keeps whole: one record per at-risk episode, so few. Every other
+#: output (above all one ``HealthScoreChanged`` per published evaluation) is folded into
+#: the figures below as it is produced, unless ``run_backtest(keep_outputs=True)``.
+KEPT_OUTPUTS = frozenset({"CustomerAtRisk", "CustomerRecovered"})
+
+
 @dataclass(slots=True)
 class BacktestResult:
-    """Everything a backtest produced: outputs in event-time order and the inputs' facts."""
+    """What a backtest produced, folded into what its report needs, and the inputs' facts.
 
-    outputs: list[Output]
+    ``alerts`` are the ``CustomerAtRisk`` and ``CustomerRecovered`` records in event-time
+    order; ``output_counts`` counts every output by type; ``finals`` is every customer's
+    state as of the end (:func:`final_states`); ``lowest_scores`` the lowest published
+    score per truth customer (:func:`min_scores` against ``truth`` and ``horizon``, empty
+    without truth). ``outputs`` holds every output in event-time order only when the run
+    was asked to keep them (``keep_outputs=True``); otherwise None.
+    """
+
     customers: set[str]
     start: datetime | None
     until: datetime | None
@@ -236,23 +252,119 @@ class BacktestResult:
     config_version: str
     enter_below: float
     elapsed_s: float
+    alerts: list[Output]
+    output_counts: dict[str, int]
+    finals: dict[str, CustomerFinal]
+    lowest_scores: dict[str, float]
     truth: dict[str, Truth] | None = None
     horizon: timedelta = DEFAULT_HORIZON
     load_errors: list[LineError] = field(default_factory=list)
+    outputs: list[Output] | None = None
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.elapsed_s if self.elapsed_s > 0 else math.inf
 
     def of_type(self, type_name: str) -> list[dict[str, Any]]:
-        return [record for name, record in self.outputs if name == type_name]
+        """The output records of one type in event-time order. Without ``keep_outputs``
+        only the kept types (:data:`KEPT_OUTPUTS`) are there: ValueError for another."""
+        if self.outputs is not None:
+            return [record for name, record in self.outputs if name == type_name]
+        if type_name not in KEPT_OUTPUTS:
+            raise ValueError(f"{type_name} outputs are not kept: run the backtest with "
+                             "keep_outputs=True to have them")
+        return [record for name, record in self.alerts if name == type_name]
+
+    def alert_starts(self) -> dict[str, list[datetime]]:
+        """Customer -> start times of its at-risk episodes (:func:`alert_starts`)."""
+        return alert_starts(self.alerts)
+
+
+#: A fold position: an output's event time and its place in the order the replay produced
+#: it. Ordering by it is ordering by event time with ties in production order, which is
+#: the order of the stable sort by ``occurred_at`` a whole list of outputs would get.
+_Position = tuple[datetime, int]
+
+
+class _OutputFold:
+    """Outputs folded one by one into what the report, the per-customer file, the plots and
+    the summary need; memory grows with customers and alert records, not evaluations."""
+
+    def __init__(self, truth: Mapping[str, Truth] | None, horizon: timedelta, *,
+                 keep_outputs: bool) -> None:
+        self.seq = 0
+        self.counts: Counter[str] = Counter()
+        self.first_of_type: dict[str, _Position] = {}
+        self.version: tuple[datetime, int, Any] | None = None
+        # last HealthScoreChanged per customer, and the kept records, with their positions
+        self.last_score: dict[str, tuple[datetime, int, Output]] = {}
+        self.kept: list[tuple[datetime, int, Output]] = []
+        self.lowest: dict[str, float] = {}
+        # truth customer -> window of scores that count for min_scores (None: any time)
+        self.windows: dict[str, tuple[datetime, datetime] | None] = {
+            customer: (fact.churned_at - horizon, fact.churned_at)
+            if fact.churned and fact.churned_at is not None else None
+            for customer, fact in (truth or {}).items()}
+        self.outputs: list[Output] | None = [] if keep_outputs else None
+
+    def add(self, outputs: list[Output]) -> None:
+        if self.outputs is not None:
+            self.outputs.extend(outputs)
+        for output in outputs:
+            name, record = output
+            self.seq += 1
+            seq = self.seq
+            at: datetime = record["occurred_at"]
+            self.counts[name] += 1
+            first = self.first_of_type.get(name)
+            if first is None or at < first[0]:
+                self.first_of_type[name] = (at, seq)
+            if "config_version" in record and (self.version is None or at < self.version[0]):
+                self.version = (at, seq, record["config_version"])
+            if name == "HealthScoreChanged":
+                customer = record["customer_id"]
+                last = self.last_score.get(customer)
+                if last is None or at >= last[0]:
+                    self.last_score[customer] = (at, seq, output)
+                if customer in self.windows:  # a truth customer
+                    window = self.windows[customer]
+                    if window is None or window[0] <= at < window[1]:
+                        value = float(record["score"])
+                        lowest = self.lowest.get(customer)
+                        if lowest is None or value < lowest:
+                            self.lowest[customer] = value
+            elif name in KEPT_OUTPUTS:
+                self.kept.append((at, seq, output))
+
+    def alerts(self) -> list[Output]:
+        return [output for _, _, output in sorted(self.kept, key=_position)]
+
+    def finals(self, customers: Iterable[str]) -> dict[str, CustomerFinal]:
+        """:func:`final_states` of the whole list: each customer's last score and its alert
+        records are all it reads, and they keep their order here."""
+        kept = sorted([*self.last_score.values(), *self.kept], key=_position)
+        return final_states((output for _, _, output in kept), customers)
+
+    def output_counts(self) -> dict[str, int]:
+        """Counts by type, in the order the types first occur in event time."""
+        order = sorted(self.counts, key=self.first_of_type.__getitem__)
+        return {name: self.counts[name] for name in order}
+
+    def sorted_outputs(self) -> list[Output] | None:
+        if self.outputs is not None:
+            self.outputs.sort(key=lambda output: output[1]["occurred_at"])
+        return self.outputs
+
+
+def _position(item: tuple[datetime, int, Output]) -> _Position:
+    return item[0], item[1]
 
 
 def run_backtest(
     records: Iterable[InputRecord], settings: Settings, *,
     truth: Mapping[str, Truth] | None = None, until: datetime | None = None,
     ticks_until: datetime | None = None, horizon: timedelta = DEFAULT_HORIZON,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, keep_outputs: bool = False,
 ) -> BacktestResult:
     """Replay ``records`` (sorted by event time) through the workers' code in process.
 
@@ -260,10 +372,15 @@ def run_backtest(
     customer's checks that fell due before one of its updates run, in order, just before
     that update, and at the end every check due by ``ticks_until`` runs (default:
     ``until``, else the last event time). ``progress`` is called with the records done.
-    Outputs are returned in event-time order.
+
+    Outputs are folded as they are produced into the result's figures (the lowest scores
+    against ``truth`` and ``horizon``); only the at-risk and recovered records are kept,
+    in event-time order. ``keep_outputs`` also keeps every output, in event-time order, in
+    ``result.outputs``: memory then grows with every evaluation.
     """
     pipeline = LocalPipeline(settings)
-    outputs: list[Output] = []
+    fold = _OutputFold(truth, horizon, keep_outputs=keep_outputs)
+    add = fold.add
     customers: set[str] = set()
     start: datetime | None = None
     last: datetime | None = None
@@ -276,7 +393,9 @@ def run_backtest(
         if until is not None and at > until:
             break
         before = len(rejected)
-        outputs.extend(process(type_name, record))
+        outputs = process(type_name, record)
+        if outputs:
+            add(outputs)
         if len(rejected) == before:  # accepted: a rejected time (years ahead) is no clock
             if last is None or at > last:
                 last = at
@@ -291,18 +410,22 @@ def run_backtest(
     end = until if until is not None else last
     final = ticks_until if ticks_until is not None else end
     if final is not None:
-        outputs.extend(pipeline.tick(final))
-    outputs.sort(key=lambda output: output[1]["occurred_at"])
+        add(pipeline.tick(final))
+    alerts = fold.alerts()
+    finals = fold.finals(customers)
     elapsed = time.perf_counter() - began
     if progress is not None:
         progress(count)
-    versions = [r["config_version"] for _, r in outputs if "config_version" in r]
     return BacktestResult(
-        outputs=outputs, customers=customers, start=start, until=end, events=count,
+        customers=customers, start=start, until=end, events=count,
         rejections=list(pipeline.rejections),
-        config_version=versions[0] if versions else pipeline.scoring.version,
+        config_version=fold.version[2] if fold.version is not None
+        else pipeline.scoring.version,
         enter_below=pipeline.scoring.alerts.enter_below, elapsed_s=elapsed,
-        truth=dict(truth) if truth is not None else None, horizon=horizon)
+        alerts=alerts, output_counts=fold.output_counts(), finals=finals,
+        lowest_scores=fold.lowest,
+        truth=dict(truth) if truth is not None else None, horizon=horizon,
+        outputs=fold.sorted_outputs())
 
 
 # --------------------------------------------------------------------------- metrics
@@ -508,8 +631,8 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 def report_dict(result: BacktestResult) -> dict[str, Any]:
     """Every figure of the backtest as JSON-ready values (see docs/backtest.md)."""
-    starts = alert_starts(result.outputs)
-    finals = final_states(result.outputs, result.customers)
+    starts = result.alert_starts()
+    finals = result.finals
     at_risk = result.of_type("CustomerAtRisk")
     period = (result.until - result.start) if result.start and result.until else timedelta(0)
     report: dict[str, Any] = {
@@ -522,7 +645,7 @@ def report_dict(result: BacktestResult) -> dict[str, Any]:
             "rejected": len(result.rejections),
             "rejected_by_reason": dict(Counter(r.reason for r in result.rejections)),
             "customers": len(finals),
-            "outputs": dict(Counter(name for name, _ in result.outputs)),
+            "outputs": dict(result.output_counts),
             "customers_alerted": sum(1 for t in starts.values() if t),
             "at_risk_alerts": len(at_risk),
         },
@@ -570,8 +693,8 @@ def _plot_precision_recall(result: BacktestResult, path: Path) -> None:
     plt = _png_backend()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if result.truth:
-        lowest = min_scores(result.outputs, result.truth, result.horizon)
-        curve = threshold_curve(lowest, result.truth, [float(t) for t in range(0, 101)])
+        curve = threshold_curve(result.lowest_scores, result.truth,
+                                [float(t) for t in range(0, 101)])
         xs = [t for t, _, _ in curve]
         ax.plot(xs, [math.nan if p is None else p for _, p, _ in curve], label="precision")
         ax.plot(xs, [math.nan if r is None else r for _, _, r in curve], label="recall")
@@ -595,7 +718,7 @@ def _plot_lead_times(result: BacktestResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     lead: tuple[float, ...] = ()
     if result.truth:
-        lead = classify(alert_starts(result.outputs), result.truth, result.horizon).lead_days
+        lead = classify(result.alert_starts(), result.truth, result.horizon).lead_days
     if lead:
         ax.hist(lead, bins=min(30, max(5, len(lead) // 3)), color="tab:blue")
         median = quantile(lead, 0.5)
@@ -628,7 +751,7 @@ def write_report(result: BacktestResult, out_dir: Path) -> dict[str, Path]:
     with paths["customers.csv"].open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CUSTOMER_COLUMNS)
-        for final in final_states(result.outputs, result.customers).values():
+        for final in result.finals.values():
             fact = truth.get(final.customer_id)
             writer.writerow([
                 final.customer_id, "" if final.score is None else f"{final.score:.2f}",

@@ -3,22 +3,30 @@
 import csv
 import io
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from streams.backtest import (
+    KEPT_OUTPUTS,
     Truth,
+    _OutputFold,
     alert_starts,
     backtest_main,
     classify,
     false_alerts_per_1000_per_month,
+    final_states,
     flapping_rate,
     lead_time_stats,
     load_truth,
+    min_scores,
     quantile,
     read_events,
+    report_dict,
     run_backtest,
     summary_table,
     threshold_curve,
@@ -27,6 +35,7 @@ from streams.backtest import (
 from streams.codec import to_json_line
 from streams.scenario import LAPSING, personas, scenario
 from streams.settings import Settings
+from streams.simulator import SimulationConfig, simulate, write_jsonl, write_truth
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -218,16 +227,16 @@ def test_purchase_only_csv_scores_sensibly(tmp_path):
     assert rows["silent"]["band"] == "at_risk"
     assert "purchase_lapse" in rows["silent"]["reasons"]
     assert rows["steady"]["band"] == "healthy" and rows["steady"]["alert_state"] == "none"
-    assert alert_starts(result.outputs).keys() == {"silent"}
+    assert result.alert_starts().keys() == {"silent"}
 
 
 def test_until_stops_the_replay_and_ticks_up_to_it():
     records, _ = scenario_truth(10, 6)
     until = records[len(records) // 2][1]["occurred_at"]
-    result = run_backtest(records, settings(), until=until)
+    result = run_backtest(records, settings(), until=until, keep_outputs=True)
     assert result.until == until
     assert result.events == sum(1 for _, r in records if r["occurred_at"] <= until)
-    assert all(r["occurred_at"] <= until for _, r in result.outputs)
+    assert result.outputs and all(r["occurred_at"] <= until for _, r in result.outputs)
 
 
 def test_a_rejected_record_does_not_move_the_replayed_period():
@@ -257,3 +266,108 @@ def test_backtest_main_reads_replays_and_reports(tmp_path):
     assert report["counts"]["bad_lines"] == 1
     text = console.file.getvalue()
     assert "recall" in text and f"events.jsonl:{len(records) + 1}" in text
+
+
+# --------------------------------------------------------------------------- folded outputs
+
+
+def whole_list_figures(outputs, customers, truth, horizon):
+    """What the report read from the whole sorted list of outputs before they were folded."""
+    return {
+        "alert_starts": list(alert_starts(outputs).items()),
+        "finals": list(final_states(outputs, customers).items()),
+        "lowest": min_scores(outputs, truth, horizon),
+        "counts": list(Counter(name for name, _ in outputs).items()),
+        "alerts": [o for o in outputs if o[0] in KEPT_OUTPUTS],
+        "config_version": next(
+            (r["config_version"] for _, r in outputs if "config_version" in r), None),
+    }
+
+
+def folded_figures(result):
+    return {
+        "alert_starts": list(result.alert_starts().items()),
+        "finals": list(result.finals.items()),
+        "lowest": result.lowest_scores,
+        "counts": list(result.output_counts.items()),
+        "alerts": result.alerts,
+        "config_version": result.config_version,
+    }
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """A small simulated population, written and read back as ``churnwatch backtest`` does."""
+    sim = simulate(SimulationConfig(customers=60, months=4, seed=3))
+    folder = tmp_path_factory.mktemp("sim")
+    write_jsonl(sim.items, folder / "events.jsonl")
+    write_truth(sim.truth, folder / "truth.csv")
+    records, _ = read_events(folder / "events.jsonl")
+    return records, load_truth(folder / "truth.csv")
+
+
+def test_folded_outputs_give_what_the_whole_list_gave(simulated):
+    records, truth = simulated
+    horizon = timedelta(days=30)
+    folded = run_backtest(records, settings(), truth=truth, horizon=horizon)
+    kept = run_backtest(records, settings(), truth=truth, horizon=horizon, keep_outputs=True)
+    assert folded.outputs is None
+    assert kept.outputs is not None
+    outputs = kept.outputs
+    assert [r["occurred_at"] for _, r in outputs] == sorted(r["occurred_at"] for _, r in outputs)
+
+    expected = whole_list_figures(outputs, kept.customers, truth, horizon)
+    assert folded_figures(folded) == expected  # dict orders included: the report keeps them
+    assert folded_figures(kept) == expected
+    assert folded.of_type("CustomerAtRisk") == [r for n, r in outputs if n == "CustomerAtRisk"]
+    with pytest.raises(ValueError, match="keep_outputs"):
+        folded.of_type("HealthScoreChanged")
+
+    # the case worth checking: a churner's lowest score inside its window is not its lowest
+    churners = {c for c, t in truth.items() if t.churned}
+    anytime = min_scores(outputs, {c: Truth(False) for c in churners})
+    assert any(anytime[c] < expected["lowest"][c] for c in churners & anytime.keys())
+    assert expected["alerts"] and len(expected["counts"]) >= 3
+
+    def report(result):
+        return {k: v for k, v in report_dict(result).items() if k != "throughput_events_per_s"}
+
+    assert report(folded) == report(kept)
+    assert report(folded)["counts"]["outputs"] == dict(expected["counts"])
+
+
+OUTPUT_TYPES = ("HealthScoreChanged", "CustomerAtRisk", "CustomerRecovered", "CustomerChampion")
+
+
+@st.composite
+def produced_outputs(draw):
+    """Outputs in an arbitrary production order, with event times that tie."""
+    outputs = []
+    for i in range(draw(st.integers(0, 40))):
+        name = draw(st.sampled_from(OUTPUT_TYPES))
+        record = {"customer_id": draw(st.sampled_from("abcd")),
+                  "occurred_at": day(draw(st.integers(0, 6))),
+                  "score": float(draw(st.integers(0, 100))),
+                  "band": draw(st.sampled_from(("healthy", "watch", "at_risk"))),
+                  "reasons": [{"code": f"r{i}"}], "config_version": f"v{i}"}
+        outputs.append((name, record))
+    return outputs
+
+
+@given(produced_outputs(), st.integers(1, 5))
+def test_folding_in_production_order_equals_the_stable_sort_by_event_time(outputs, chunk):
+    truth = {"a": Truth(True, day(4)), "b": Truth(False), "c": Truth(True, day(9))}
+    horizon = timedelta(days=3)
+    fold = _OutputFold(truth, horizon, keep_outputs=False)
+    for i in range(0, len(outputs), chunk):
+        fold.add(outputs[i:i + chunk])
+    ordered = sorted(outputs, key=lambda o: o[1]["occurred_at"])
+    expected = whole_list_figures(ordered, "abcde", truth, horizon)
+    assert {
+        "alert_starts": list(alert_starts(fold.alerts()).items()),
+        "finals": list(fold.finals("abcde").items()),
+        "lowest": fold.lowest,
+        "counts": list(fold.output_counts().items()),
+        "alerts": fold.alerts(),
+        "config_version": fold.version[2] if fold.version else None,
+    } == expected
