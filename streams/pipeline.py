@@ -85,6 +85,8 @@ TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE)
 class FeatureResult:
     changed: bool  # False for a duplicate event id
     signals: dict[str, float]
+    #: for the profile family: the profile as of this event (ProfileState.snapshot)
+    profile: dict[str, Any] | None = None
 
 
 def apply_event(family: FeatureFamily, state: FeatureState | None, event: Event,
@@ -94,7 +96,8 @@ def apply_event(family: FeatureFamily, state: FeatureState | None, event: Event,
         state = family.new_state(settings)
     if not state.apply(event):
         return state, FeatureResult(False, {})
-    return state, FeatureResult(True, finite(state.signals()))
+    profile = state.snapshot() if isinstance(state, ProfileState) else None
+    return state, FeatureResult(True, finite(state.signals()), profile)
 
 
 def feature_step(family: FeatureFamily, table: Table, event: Event,
@@ -109,14 +112,14 @@ def feature_step(family: FeatureFamily, table: Table, event: Event,
     return result
 
 
-def signal_update(event: Event, family: str, signals: dict[str, float]) -> dict[str, Any]:
-    """The SignalUpdate record a feature step publishes for the scorer."""
+def signal_update(event: Event, family: str, signals: dict[str, float],
+                  profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The SignalUpdate record a feature step publishes for the scorer. A profile update
+    carries the profile itself: the scorer keeps its own copy, so it always scores with
+    the profile its updates describe, never with one another agent has already moved on."""
     return {"event_id": event.event_id, "customer_id": event.customer_id,
-            "occurred_at": event.occurred_at, "family": family, "signals": signals}
-
-
-def load_profile(raw: bytes | None, settings: Settings) -> ProfileState | None:
-    return None if raw is None else ProfileState.from_json(loads(raw), settings.dedup_ids)
+            "occurred_at": event.occurred_at, "family": family, "signals": signals,
+            "profile": dumps(profile).decode() if profile is not None else None}
 
 
 CLOCK_FAMILY = "clock"
@@ -127,13 +130,14 @@ def tick_update(customer_id: str, now: datetime) -> dict[str, Any]:
     """The SignalUpdate a silence timer sends: no signals, just "run the silence checks
     due by ``now``" (see :func:`score_update`)."""
     return {"event_id": f"timer:{to_ms(now)}", "customer_id": customer_id,
-            "occurred_at": now, "family": CLOCK_FAMILY, "signals": {}}
+            "occurred_at": now, "family": CLOCK_FAMILY, "signals": {}, "profile": None}
 
 
 def erasure_marker(event: Event) -> dict[str, Any]:
     """The SignalUpdate that tells the scorer, in order, to forget a customer."""
     return {"event_id": event.event_id, "customer_id": event.customer_id,
-            "occurred_at": event.occurred_at, "family": ERASURE_FAMILY, "signals": {}}
+            "occurred_at": event.occurred_at, "family": ERASURE_FAMILY, "signals": {},
+            "profile": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +147,8 @@ class ScoreResult:
     erased: bool = False  # the customer was forgotten: send tombstones
 
 
-def score_update(health: CustomerHealth | None, profile: ProfileState | None,
-                 update: dict[str, Any], scoring: ScoringConfig, settings: Settings,
+def score_update(health: CustomerHealth | None, update: dict[str, Any],
+                 scoring: ScoringConfig, settings: Settings,
                  partition: int = 0) -> tuple[CustomerHealth | None, list[Output]]:
     """Merge one SignalUpdate (or a timer tick) into a customer's health and evaluate it.
 
@@ -152,7 +156,9 @@ def score_update(health: CustomerHealth | None, profile: ProfileState | None,
     order, each as of its own due time. So a customer's evaluations depend only on its own
     updates, never on when a timer happened to fire: a worker and a backtest that see the
     same updates publish the same outputs. A tick itself only runs the checks due by then.
-    Returns the new health (None when there is none to keep) and the outputs.
+    The profile (segment, tenure, consent, fit) is the one the customer's profile updates
+    brought, kept in its health. Returns the new health (None when there is none to keep)
+    and the outputs.
     """
     customer_id: str = update["customer_id"]
     timer = update["family"] == CLOCK_FAMILY
@@ -166,21 +172,24 @@ def score_update(health: CustomerHealth | None, profile: ProfileState | None,
         due = health.due_ms
         health.partition = partition
         outputs.extend(evaluate(
-            health, scoring, customer_id=customer_id, at_ms=due, profile=profile,
+            health, scoring, customer_id=customer_id, at_ms=due, profile=health.profile,
             trigger="timer", trigger_id=f"timer:{due}", score_step=settings.score_step))
         if health.due_ms is not None and health.due_ms <= due:
             break  # never loops: a check is always scheduled after its evaluation
     if not timer:
         health.update_signals(update["family"], at_ms, finite(dict(update["signals"])))
+        profile = update.get("profile")
+        if profile is not None:
+            health.profile = ProfileState.from_json(loads(profile.encode()), 0)
         health.partition = partition
         outputs.extend(evaluate(
-            health, scoring, customer_id=customer_id, at_ms=at_ms, profile=profile,
+            health, scoring, customer_id=customer_id, at_ms=at_ms, profile=health.profile,
             trigger="event", trigger_id=update["event_id"], score_step=settings.score_step))
     return health, outputs
 
 
-def score_step(health_table: Table, profiles: Table, update: dict[str, Any],
-               scoring: ScoringConfig, settings: Settings, partition: int = 0) -> ScoreResult:
+def score_step(health_table: Table, update: dict[str, Any], scoring: ScoringConfig,
+               settings: Settings, partition: int = 0) -> ScoreResult:
     """:func:`score_update` on a customer's state kept in tables (a worker's scorer)."""
     customer_id: str = update["customer_id"]
     key = customer_id.encode()
@@ -190,7 +199,7 @@ def score_step(health_table: Table, profiles: Table, update: dict[str, Any],
     raw = health_table.get(key)
     health, outputs = score_update(
         None if raw is None else CustomerHealth.from_json(loads(raw)),
-        load_profile(profiles.get(key), settings), update, scoring, settings, partition)
+        update, scoring, settings, partition)
     if health is None:
         return ScoreResult([], None)
     health_table[key] = dumps(health.to_json())

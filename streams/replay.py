@@ -23,13 +23,12 @@ from streams.domain.events import (
     check_event_time,
     parse_event,
 )
-from streams.domain.features import ProfileState, dumps
+from streams.domain.features import dumps
 from streams.domain.health import CustomerHealth, Output
 from streams.domain.scoring import ScoringConfig, load_config
 from streams.pipeline import (
     FAMILIES,
     HEALTH_TABLE,
-    PROFILE,
     FeatureState,
     apply_event,
     score_update,
@@ -90,15 +89,13 @@ class LocalPipeline:
         states[customer] = state
         if not result.changed or not result.signals:
             return []
-        return self._score(signal_update(event, family.family, result.signals))
+        return self._score(signal_update(event, family.family, result.signals,
+                                         result.profile))
 
     def _score(self, update: dict[str, Any]) -> list[Output]:
         customer = update["customer_id"]
-        profile = self.features[PROFILE.table].get(customer)
-        health, outputs = score_update(
-            self.health.get(customer),
-            profile if isinstance(profile, ProfileState) else None,
-            update, self.scoring, self.settings)
+        health, outputs = score_update(self.health.get(customer), update, self.scoring,
+                                       self.settings)
         if health is not None:
             self.health[customer] = health
             if health.due_ms is not None:

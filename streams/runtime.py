@@ -201,10 +201,11 @@ class Runtime:
 
     # -- outputs ---------------------------------------------------------------------------
     async def send_signals(self, *, event: Event, family: str, message: Message,
-                           signals: dict[str, float]) -> None:
+                           signals: dict[str, float],
+                           profile: dict[str, Any] | None = None) -> None:
         """Publish a SignalUpdate on the partition the source event came from, carrying
         the input record's append time for the end-to-end latency."""
-        record = signal_update(event, family, signals)
+        record = signal_update(event, family, signals, profile)
         await self.send_update(record, message.partition,
                                input_ms=int(message.timestamp * 1000))
 

@@ -29,7 +29,7 @@ async def publish_signals(rt: Runtime, family: FeatureFamily, event: Event, mess
         return
     rt.metrics.events_accepted.labels(family.step).inc()
     await rt.send_signals(event=event, family=family.family, message=message,
-                          signals=result.signals)
+                          signals=result.signals, profile=result.profile)
 
 
 def register_feature_agent(app: faust.App, rt: Runtime, family: FeatureFamily) -> Any:

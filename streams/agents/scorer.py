@@ -1,7 +1,8 @@
 """The scorer: SignalUpdates in; HealthScoreChanged, CustomerAtRisk, CustomerRecovered out.
 
-The scorer knows only signals (by name) and the scoring config; it reads the profile table
-(same customer, same partition) for segment, tenure, fit and consent.
+The scorer knows only signals (by name), the profile its profile updates carry (segment,
+tenure, fit and consent) and the scoring config. It reads no other agent's table, so what
+it publishes depends only on its own input, however far ahead the feature agents run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import faust
 
 from streams.codec import DecodeError
 from streams.domain.events import Rejection
-from streams.pipeline import HEALTH_TABLE, PROFILE_TABLE, score_step
+from streams.pipeline import HEALTH_TABLE, score_step
 from streams.runtime import INPUT_TS_HEADER, Runtime, header
 from streams.settings import TOPIC_SIGNALS
 
@@ -22,7 +23,6 @@ STEP = "scorer"
 
 def register(app: faust.App, rt: Runtime) -> Any:
     health_table = rt.table(HEALTH_TABLE, "signals, score and alert state per customer")
-    profiles = rt.table(PROFILE_TABLE, "profile features per customer")
 
     async def scorer(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
@@ -35,8 +35,8 @@ def register(app: faust.App, rt: Runtime) -> Any:
                 await rt.dead_letter(message, Rejection(exc.reason, str(exc)), STEP)
             else:
                 try:
-                    result = score_step(health_table, profiles, update, rt.scoring,
-                                        rt.settings, message.partition)
+                    result = score_step(health_table, update, rt.scoring, rt.settings,
+                                        message.partition)
                 except (ValueError, TypeError, KeyError) as exc:  # a defect: route it
                     await rt.dead_letter(message, Rejection(
                         "processing_error", repr(exc), update.get("event_id"),

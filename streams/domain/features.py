@@ -337,17 +337,23 @@ class ProfileState:
             return None
         return (self.mrr_minor - self.cost_to_serve_minor) / self.mrr_minor
 
-    def to_json(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
+        """The profile itself, without the de-duplication memory: what the scorer keeps."""
         c = self.consent
-        return {"i": self.ids.to_json(), "t": self.at_ms, "s": self.segment,
+        return {"t": self.at_ms, "s": self.segment,
                 "u": self.signup_ms, "p": self.plan, "m": self.mrr_minor,
                 "c": self.cost_to_serve_minor, "n": self.products, "r": self.referrals,
                 "k": int(c.email) | int(c.sms) << 1 | int(c.phone) << 2 | int(c.push) << 3}
 
+    def to_json(self) -> dict[str, Any]:
+        return {"i": self.ids.to_json(), **self.snapshot()}
+
     @classmethod
     def from_json(cls, data: dict[str, Any], capacity: int) -> ProfileState:
+        """From :meth:`to_json`, or from a :meth:`snapshot` (with no ids remembered)."""
         k = int(data["k"])
-        return cls(RecentIds.from_json(capacity, data["i"]), data["t"], data["s"], data["u"],
+        return cls(RecentIds.from_json(capacity, data.get("i", "")), data["t"], data["s"],
+                   data["u"],
                    data["p"], data["m"], data["c"], int(data["n"]), int(data["r"]),
                    Consent(bool(k & 1), bool(k & 2), bool(k & 4), bool(k & 8)))
 

@@ -39,6 +39,7 @@ class CustomerHealth:
     partition: int = 0  # where this customer's state lives
     ema: tuple[float, float, int] | None = None  # score averages (7 d, 30 d) and their time
     champion: int = 0  # champion episodes so far; negative while one is open
+    profile: ProfileState | None = None  # as brought by the customer's profile updates
 
     def trends(self, score: float, at_ms: int) -> tuple[float | None, float | None]:
         """Score minus its 7- and 30-day exponentially weighted averages so far (the score's
@@ -68,7 +69,8 @@ class CustomerHealth:
         return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "f": self.first_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
-                "e": list(self.ema) if self.ema else None, "c": self.champion}
+                "e": list(self.ema) if self.ema else None, "c": self.champion,
+                "pf": self.profile.snapshot() if self.profile is not None else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
@@ -76,7 +78,8 @@ class CustomerHealth:
                    data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
                    int(data.get("q", 0)),
                    (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
-                   int(data.get("c", 0)))
+                   int(data.get("c", 0)),
+                   ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None)
 
 
 def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:

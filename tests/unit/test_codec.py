@@ -90,6 +90,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "occurred_at": T,
         "family": "purchase",
         "signals": {"purchase_recency": 12.5, "purchase_frequency": 3.0},
+        "profile": None,
     },
     "HealthScoreChanged": {
         "event_id": "c1:health:e1",
@@ -197,7 +198,7 @@ CONTRACT = {
         ],
     ),
     "ErasureRequest": ("io.churnwatch.events", []),
-    "SignalUpdate": ("io.churnwatch.internal", ["family", "signals"]),
+    "SignalUpdate": ("io.churnwatch.internal", ["family", "signals", "profile"]),
     "HealthScoreChanged": (
         "io.churnwatch.outputs",
         [
