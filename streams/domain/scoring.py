@@ -60,6 +60,9 @@ class Measure(_Strict):
     spread_k: float = Field(1.0, ge=0)
     #: for kind=elapsed: the segment norm used when the customer has no rhythm yet
     per_default: str | None = None
+    #: for kind=elapsed: the expected gap is never taken shorter than this many days (a
+    #: customer active every day is not lapsing after two quiet days)
+    per_min_d: float = Field(0.0, ge=0)
     curve: list[tuple[float, float]]
     #: the measure applies only to customers at least this many days old (e.g. day 90)
     min_tenure_d: float | None = None
@@ -447,6 +450,8 @@ def measure_value(
         per = float(getattr(segment, measure.per_default))
     if per is None or per <= 0:
         per = 1.0
+    if per < measure.per_min_d:
+        per = measure.per_min_d
     return max(0.0, now_d - base) / per
 
 

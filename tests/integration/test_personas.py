@@ -374,8 +374,8 @@ def test_sudden_silence_is_caught_by_the_timer(
     last_purchase = 49.0
     silent = [profile("silent"), *purchases("silent", weekly(8))]  # days 0..49, then nothing
     # other customers keep buying; their events move the event-time watermark on
-    others = [*purchases("busy-1", [float(d) for d in range(0, 73, 2)]),
-              *purchases("busy-2", [float(d) for d in range(1, 73, 2)])]
+    others = [*purchases("busy-1", [float(d) for d in range(0, 101, 2)]),
+              *purchases("busy-2", [float(d) for d in range(1, 101, 2)])]
     records = in_event_time_order(silent, others)
     watermark = max(r["occurred_at"] for _, r in records) - timedelta(
         seconds=settings.allowed_lateness_s)

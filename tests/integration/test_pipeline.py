@@ -65,7 +65,7 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     phases = [
         [profile("alice")],
         [purchase("alice", n, 7.0 * n) for n in range(8)],
-        [login("alice", 1, 84.0)],  # five weeks after the last weekly purchase
+        [login("alice", 1, 98.0)],  # seven weeks after the last weekly purchase
     ]
     consumed = 0
     for phase in phases:
@@ -96,9 +96,9 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     assert bands.index("watch") < bands.index("at_risk")
     lapsed = health[bands.index("at_risk")]
     assert lapsed["trigger"] == "timer"
-    assert T0 + timedelta(days=49) < lapsed["occurred_at"] < T0 + timedelta(days=84)
+    assert T0 + timedelta(days=49) < lapsed["occurred_at"] < T0 + timedelta(days=98)
     (login_score,) = [h for h in health if h["trigger"] == "event"
-                      and h["occurred_at"] == T0 + timedelta(days=84)]
+                      and h["occurred_at"] == T0 + timedelta(days=98)]
     assert {c["signal"] for c in login_score["contributions"]} >= {
         "purchase_recency", "engagement_recency"}
     (alert,) = [r for t, r in got if t == "CustomerAtRisk"]

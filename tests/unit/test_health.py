@@ -139,11 +139,11 @@ def test_champion_rules_are_per_segment_and_need_a_profile():
 def test_churn_reason_is_the_category_that_costs_most_points():
     health = CustomerHealth()
     health.update_signals("purchase", DAY0 * DAY_MS, {
-        "purchase.last_at_d": DAY0, "purchase.gap_mean_d": 7.0, "purchase.gap_std_d": 0.0})
+        "purchase.last_at_d": DAY0, "purchase.gap_mean_d": 14.0, "purchase.gap_std_d": 0.0})
     health.update_signals("support", DAY0 * DAY_MS, {
         "support.open_tickets": 1.0, "support.sentiment_28d": -0.9, "support.csat": 1.0})
     health.first_ms = (DAY0 - 60) * DAY_MS  # known for a while: past the warm-up
-    outputs = dict(run(health, DAY0 + 14, profile(segment="b2b")))
+    outputs = dict(run(health, DAY0 + 28, profile(segment="b2b")))
     alert = outputs["CustomerAtRisk"]
     codes = [r["code"] for r in alert["reasons"]]
     # the lapse is the single biggest reason, but the support problems together cost more

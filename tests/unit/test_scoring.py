@@ -1,4 +1,5 @@
 import math
+from importlib import resources
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from streams.domain.scoring import (
 )
 
 CONFIG = load_config()
+CONFIG_TEXT = resources.files("streams").joinpath("config/scoring.toml").read_text("utf-8")
 SIGNALS = [
     "purchase.last_at_d", "purchase.gap_mean_d", "purchase.gap_std_d", "purchase.freq_trend",
     "purchase.spend_trend", "engagement.last_at_d", "engagement.gap_mean_d",
@@ -51,10 +53,10 @@ def test_profile_context_alone_makes_no_score():
 
 
 def test_purchase_only_history_scores_on_purchase_measures_alone():
-    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 10.0,
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 20.0,
                "purchase.gap_std_d": 0.0}
-    on_time = compute_score(CONFIG, signals, now_d=105, segment="b2c", tenure_d=400)
-    lapsed = compute_score(CONFIG, signals, now_d=135, segment="b2c", tenure_d=400)
+    on_time = compute_score(CONFIG, signals, now_d=110, segment="b2c", tenure_d=400)
+    lapsed = compute_score(CONFIG, signals, now_d=170, segment="b2c", tenure_d=400)
     assert on_time is not None and lapsed is not None
     assert on_time.score == 100.0 and on_time.band == "healthy"
     assert lapsed.band == "at_risk"
@@ -75,14 +77,31 @@ def test_recency_is_measured_against_the_customers_own_rhythm():
 
 
 def test_stale_trends_cannot_outweigh_a_lapse():
-    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 7.0,
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 20.0,
                "purchase.gap_std_d": 0.0, "purchase.freq_trend": 1.1,
                "purchase.spend_trend": 1.1}
     fresh = compute_score(CONFIG, signals, now_d=101, segment="b2c", tenure_d=400)
-    lapsed = compute_score(CONFIG, signals, now_d=135, segment="b2c", tenure_d=400)
+    lapsed = compute_score(CONFIG, signals, now_d=190, segment="b2c", tenure_d=400)
     assert fresh is not None and lapsed is not None
     assert fresh.score > 90
     assert lapsed.score == 0.0 and all(c.points == 0.0 for c in lapsed.contributions)
+
+
+def test_expected_gap_has_a_floor():
+    # three purchases on consecutive days are no 1-day rhythm: 10 quiet days are not a lapse
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 1.0,
+               "purchase.gap_std_d": 0.0}
+    floor = CONFIG.measures["purchase_recency"].per_min_d
+    assert floor == 14.0
+    score = compute_score(CONFIG, signals, now_d=110, segment="b2c", tenure_d=400)
+    assert score is not None
+    assert score.contributions[0].value == pytest.approx(10 / floor)
+    assert score.band == "healthy"
+    unfloored = parse_config(
+        CONFIG_TEXT.replace("per_min_d = 14.0", "per_min_d = 0.0"), "test")
+    raw = compute_score(unfloored, signals, now_d=110, segment="b2c", tenure_d=400)
+    assert raw is not None and raw.contributions[0].value == pytest.approx(10.0)
+    assert raw.band == "at_risk"
 
 
 def test_new_customer_uses_segment_norm():
@@ -101,8 +120,7 @@ def test_onboarding_profile_applies_in_first_90_days():
 
 
 def test_config_version_changes_with_content():
-    text = load_config.__globals__["resources"].files("streams").joinpath(
-        "config/scoring.toml").read_text()
+    text = CONFIG_TEXT
     a = parse_config(text)
     b = parse_config(text.replace("healthy_min = 70.0", "healthy_min = 72.0"))
     assert a.version != b.version and a.version.startswith("default-1+")
@@ -117,8 +135,7 @@ def test_config_version_changes_with_content():
     (("curve = [[1.0, 100.0], [2.0, 65.0]", "curve = [[2.0, 100.0], [1.0, 65.0]"), "curve"),
 ])
 def test_invalid_config_names_the_bad_key(edit, message):
-    text = load_config.__globals__["resources"].files("streams").joinpath(
-        "config/scoring.toml").read_text()
+    text = CONFIG_TEXT
     assert edit[0] in text
     with pytest.raises(ScoringConfigError, match=message):
         parse_config(text.replace(edit[0], edit[1], 1), "custom.toml")
