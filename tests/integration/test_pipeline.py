@@ -215,9 +215,12 @@ def test_erasure_forgets_the_customer_end_to_end(settings, worker):
     produce_records(settings, codec, [erasure])
     got = collect(settings, codec, [TOPIC_HEALTH, TOPIC_AT_RISK], timeout=60,
                   until=lambda got: sum(t == "Tombstone" for _, t, _ in got) >= 2)
-    assert [(topic, t) for topic, t, _ in got] == [
-        (TOPIC_HEALTH, "HealthScoreChanged"), (TOPIC_HEALTH, "Tombstone"),
-        (TOPIC_AT_RISK, "Tombstone")]
+    # the profile and the purchase reach the scorer through different topics: when the
+    # purchase comes first, the profile's arrival changes the score once more
+    kinds = [(topic, t) for topic, t, _ in got]
+    assert kinds[-2:] == [(TOPIC_HEALTH, "Tombstone"), (TOPIC_AT_RISK, "Tombstone")]
+    assert 1 <= len(kinds[:-2]) <= 2
+    assert set(kinds[:-2]) == {(TOPIC_HEALTH, "HealthScoreChanged")}
     # the worker holds nothing of the customer any more
     wait_for(lambda: worker.metric("churnwatch_customers", band="healthy") == 0
              and worker.metric("churnwatch_customers", band="unscored") == 0,
