@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from rich.table import Table
 from streams.codec import RecordError, from_json_line
 from streams.domain.events import Rejection
 from streams.domain.health import Output
+from streams.purchases_csv import parse_time, read_purchases_csv
 from streams.replay import LocalPipeline
 from streams.settings import Settings
 
@@ -66,9 +66,6 @@ DEFAULT_HORIZON = timedelta(days=90)
 #: Average month length used to turn the replayed period into months.
 DAYS_PER_MONTH = 365.25 / 12
 
-_CUSTOMER_COLUMNS = ("customer_id", "customer")
-_TIME_COLUMNS = ("timestamp", "occurred_at", "date")
-_AMOUNT_COLUMNS = ("amount_minor", "amount")
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 
@@ -82,81 +79,6 @@ class LineError:
 
     line: int
     message: str
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO-8601 timestamp or date as UTC; a date is UTC midnight and a time without a
-    zone is taken as UTC. ValueError if it is neither."""
-    value = text.strip()
-    if not value:
-        raise ValueError("empty timestamp")
-    if value[-1:] in ("z", "Z"):
-        value = value[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def parse_amount(text: str, column: str) -> int:
-    """Minor units from ``amount_minor`` (an integer) or ``amount`` (major units when it has
-    a decimal point, at most two decimals)."""
-    value = text.strip()
-    try:
-        number = Decimal(value)
-    except InvalidOperation as exc:
-        raise ValueError(f"{column}: {value!r} is not a number") from exc
-    if not number.is_finite():
-        raise ValueError(f"{column}: {value!r} is not a number")
-    if column == "amount" and "." in value:
-        number *= 100
-    if number != number.to_integral_value():
-        raise ValueError(f"{column}: {value!r} has more precision than minor units")
-    if number < 0:
-        raise ValueError(f"{column}: {value!r} is negative")
-    return int(number)
-
-
-def _pick(header: Sequence[str], names: Sequence[str]) -> str | None:
-    lowered = {h.strip().lower(): h for h in header}
-    for name in names:
-        if name in lowered:
-            return lowered[name]
-    return None
-
-
-def _csv_purchases(lines: Iterable[str], currency: str,
-                   errors: list[LineError]) -> Iterator[InputRecord]:
-    reader = csv.DictReader(lines)
-    header = reader.fieldnames or []
-    customer_col = _pick(header, _CUSTOMER_COLUMNS)
-    time_col = _pick(header, _TIME_COLUMNS)
-    amount_col = _pick(header, _AMOUNT_COLUMNS)
-    order_col = _pick(header, ("order_id",))
-    missing = [what for what, col in (("customer_id", customer_col), ("timestamp", time_col),
-                                      ("amount", amount_col)) if col is None]
-    if missing or customer_col is None or time_col is None or amount_col is None:
-        errors.append(LineError(1, f"CSV header lacks column(s): {', '.join(missing)}"))
-        return
-    amount_kind = amount_col.strip().lower()
-    for row in reader:
-        line = reader.line_num
-        try:
-            customer = (row.get(customer_col) or "").strip()
-            if not customer:
-                raise ValueError(f"{customer_col}: empty")
-            occurred_at = parse_time(row.get(time_col) or "")
-            amount = parse_amount(row.get(amount_col) or "", amount_kind)
-        except ValueError as exc:
-            errors.append(LineError(line, str(exc)))
-            continue
-        event_id = f"csv-{line}"
-        order = (row.get(order_col) or "").strip() if order_col else ""
-        yield "Purchase", {
-            "event_id": event_id, "customer_id": customer, "occurred_at": occurred_at,
-            "order_id": order or event_id, "amount_minor": amount, "currency": currency,
-            "items": 1, "channel": "other",
-        }
 
 
 def _jsonl_records(lines: Iterable[str], errors: list[LineError]) -> Iterator[InputRecord]:
@@ -175,7 +97,7 @@ def load_events(path: Path, *, currency: str = "EUR",
     file order. The format is sniffed: a first non-blank line starting with ``{`` is JSON
     Lines. Lines that cannot be used are appended to ``errors`` (never raised)."""
     sink = errors if errors is not None else []
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         first = ""
         for first in handle:
             if first.strip():
@@ -184,7 +106,7 @@ def load_events(path: Path, *, currency: str = "EUR",
         if first.lstrip().startswith("{"):
             yield from _jsonl_records(handle, sink)
         else:
-            yield from _csv_purchases(handle, currency, sink)
+            yield from read_purchases_csv(handle, currency, sink, error_type=LineError)
 
 
 def read_events(path: Path, *, currency: str = "EUR") -> tuple[list[InputRecord], list[LineError]]:
@@ -207,7 +129,7 @@ def load_truth(path: Path) -> dict[str, Truth]:
     """Customer id -> truth from a CSV with ``customer_id, churned, churned_at``.
     ValueError naming the line for a bad row (a truth file must be exact)."""
     truth: dict[str, Truth] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:
             customer = (row.get("customer_id") or "").strip()
@@ -803,10 +725,24 @@ def summary_table(result: BacktestResult) -> Table:
     return table
 
 
+def _print_rejections(rejections: Sequence[Rejection], console: Console) -> None:
+    """How many records the workers' checks refused, per reason, with the first example."""
+    first: dict[str, Rejection] = {}
+    counts: Counter[str] = Counter()
+    for rejection in rejections:
+        first.setdefault(rejection.reason, rejection)
+        counts[rejection.reason] += 1
+    for reason, count in counts.most_common():
+        example = first[reason]
+        console.print(f"[yellow]rejected {count:,} record(s) as {reason}, e.g. "
+                      f"{example.event_id}: {example.error}[/yellow]")
+
+
 def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_dir: Path,
-                  settings: Settings, console: Console) -> BacktestResult:
+                  settings: Settings, console: Console, *,
+                  currency: str = "EUR") -> BacktestResult:
     """Read, replay, score and report: what ``churnwatch backtest`` runs."""
-    records, errors = read_events(events)
+    records, errors = read_events(events, currency=currency)
     for error in errors[:10]:
         console.print(f"[yellow]{events}:{error.line}: {error.message}[/yellow]")
     if len(errors) > 10:
@@ -818,6 +754,7 @@ def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_
         result = run_backtest(records, settings, truth=facts, until=until,
                               progress=lambda done: bar.update(task, completed=done))
     result.load_errors = errors
+    _print_rejections(result.rejections, console)
     write_report(result, out_dir)
     console.print(summary_table(result))
     console.print(f"report written to {out_dir}")

@@ -314,13 +314,16 @@ def backtest(
         "event.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for report.json, customers.csv and "
                                       "the plots.")] = Path("backtest-out"),
+    currency: Annotated[str, typer.Option(
+        help="Currency of a CSV's amounts (ISO 4217 code).")] = "EUR",
 ) -> None:
     """Replay a history in event-time order through the workers' own code, in process
     (no broker), and report how early and how well churnwatch warns (docs/backtest.md)."""
     from streams.backtest import backtest_main
 
     as_of = _parse_time(until, "--until")
-    backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console())
+    backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
+                  currency=currency)
 
 
 @app.command()

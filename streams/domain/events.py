@@ -22,7 +22,9 @@ MAX_ID_LENGTH = 200
 MAX_AMOUNT_MINOR = 10**12  # ten billion in major units: beyond any single order
 MAX_COUNT = 1_000_000
 MAX_DURATION_S = 7 * 86400
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Older times are broken clocks (the Unix epoch, year 1), not history: a shop's export
+# from the 1990s still replays.
+EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
 
 
 class InvalidEvent(ValueError):

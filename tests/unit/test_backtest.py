@@ -121,13 +121,14 @@ def test_csv_purchases_with_aliases_decimal_amounts_and_a_bad_line(tmp_path):
         "c3,2026-01-06T09:30:00+01:00,1.999,o-4\n",
         encoding="utf-8")
     records, errors = read_events(path, currency="USD")
-    assert [e.line for e in errors] == [4, 5]
-    assert [r["event_id"] for _, r in records] == ["csv-3", "csv-2"]  # sorted by time
-    second, first = records
+    assert [(e.line, e.message[:32]) for e in errors] == [(4, "date: Invalid isoformat string: ")]
+    assert [r["event_id"] for _, r in records] == ["csv-3", "csv-5", "csv-2"]  # sorted by time
+    second, third, first = records
     assert first == ("Purchase", {
         "event_id": "csv-2", "customer_id": "c1", "occurred_at": day(2), "order_id": "o-1",
         "amount_minor": 1250, "currency": "USD", "items": 1, "channel": "other"})
-    assert second[1]["amount_minor"] == 7 and second[1]["order_id"] == "csv-3"
+    assert second[1]["amount_minor"] == 700 and second[1]["order_id"] == "csv-3"
+    assert third[1]["amount_minor"] == 200  # rounded to minor units
 
 
 def test_csv_amount_minor_column(tmp_path):
@@ -371,3 +372,4 @@ def test_folding_in_production_order_equals_the_stable_sort_by_event_time(output
         "alerts": fold.alerts(),
         "config_version": fold.version[2] if fold.version else None,
     } == expected
+

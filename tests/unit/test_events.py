@@ -31,7 +31,8 @@ def test_purchase_parses_and_normalises_currency():
 
 @pytest.mark.parametrize(("field", "value"), [
     ("amount_minor", -5), ("amount_minor", 10**13), ("customer_id", ""), ("event_id", None),
-    ("currency", "EURO"), ("items", -1), ("occurred_at", datetime(1999, 1, 1, tzinfo=UTC)),
+    ("currency", "EURO"), ("items", -1), ("occurred_at", datetime(1970, 1, 1, tzinfo=UTC)),
+    ("occurred_at", datetime(1979, 12, 31, 23, 59, tzinfo=UTC)),
 ])
 def test_absurd_purchase_fields_are_rejected_naming_the_field(field, value):
     with pytest.raises(InvalidEvent) as info:
