@@ -20,6 +20,7 @@ from streams.domain.scoring import (
     ScoringConfig,
     compute_score,
     interpolate,
+    steady_until,
 )
 
 AT_RISK_RULE = "health_at_risk"
@@ -192,12 +193,13 @@ def evaluate(
         at_ms = max(at_ms, health.as_of_ms)
     health.as_of_ms = at_ms
     segment = profile.segment if profile is not None else "default"
+    tenure_d = _tenure_days(profile, at_ms)
     score = compute_score(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
-                          tenure_d=_tenure_days(profile, at_ms))
+                          tenure_d=tenure_d)
     if score is None:
         health.due_ms = None
         return []
-    health.due_ms = at_ms + int(config.lapse.check_every_d * DAY_MS)
+    alert_before, champion_before = health.alert.to_json(), health.champion
     outputs: list[Output] = []
     trend_7d, trend_30d = health.trends(score.score, at_ms)
     previous_score, previous_band = health.published_score, health.published_band
@@ -244,7 +246,55 @@ def evaluate(
     champion = champion_step(health, config, customer_id, score, profile, at_ms)
     if champion is not None:
         outputs.append(("CustomerChampion", champion))
+    settled = health.champion == champion_before and _alert_settled(
+        alert_before, health.alert.to_json(), config.alerts.enter_after)
+    health.due_ms = next_check_ms(health, config, at_ms, segment, tenure_d, settled=settled,
+                                  profile=score.profile)
     return outputs
+
+
+def _alert_settled(before: list[Any], after: list[Any], enter_after: int) -> bool:
+    """Whether another evaluation with the same score leaves the alert state as it is: it
+    did not change now, except for a count of low scores already past ``enter_after``
+    (an episode held off by the cooldown or a short history, which end at known times)."""
+    if before == after:
+        return True
+    state, episode, below, above, since, ended = before
+    return below >= enter_after and [state, episode, above, since, ended] == [
+        after[0], after[1], after[3], after[4], after[5]]
+
+
+def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, segment: str,
+                  tenure_d: float | None, *, settled: bool, profile: str | None = None) -> int:
+    """When to check a silent customer next: ``check_every_d`` after this evaluation, or,
+    when neither its score nor its alert state can change before then, the first of those
+    checks at or after the moment one next can (``steady_until``, the end of a cooldown or
+    of the history an alert needs), at most ``max_quiet_d`` ahead. The checks skipped are
+    ones that would have changed nothing; those kept fall when they always did."""
+    lapse = config.lapse
+    step = int(lapse.check_every_d * DAY_MS)
+    every = at_ms + step
+    if not settled:
+        return every
+    until_d = steady_until(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
+                           tenure_d=tenure_d, profile=profile)
+    due = min(until_d * DAY_MS, at_ms + lapse.max_quiet_d * DAY_MS)
+    rules = config.alerts
+    if health.alert.active or health.alert.below < rules.enter_after:
+        return _on_grid(at_ms, step, due)
+    for moment in (  # an episode due but held off: it starts when these end
+        None if health.first_ms is None else health.first_ms + rules.min_history_d * DAY_MS,
+        None if health.alert.ended_ms is None
+        else health.alert.ended_ms + rules.cooldown_days * DAY_MS,
+    ):
+        if moment is not None and moment > at_ms:
+            due = min(due, moment)
+    return _on_grid(at_ms, step, due)
+
+
+def _on_grid(at_ms: int, step: int, due: float) -> int:
+    """The first check of the every-``step`` grid from ``at_ms`` at or after ``due``."""
+    return at_ms + step * max(1, math.ceil((due - at_ms) / step))
 
 
 def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: str,

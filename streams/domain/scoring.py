@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -147,6 +148,10 @@ class Lapse(_Strict):
     """Silence detection: how long after its last evaluation a customer is checked again."""
 
     check_every_d: float = Field(1.0, gt=0)
+    #: A customer whose score cannot change before its next event (every elapsed measure
+    #: on a flat stretch of its curve) is checked when it next can, but at least this often
+    #: (so a new scoring config reaches it).
+    max_quiet_d: float = Field(28.0, gt=0)
 
 
 class ChampionRule(_Strict):
@@ -384,6 +389,8 @@ class _GroupPlan:
 @dataclass(frozen=True, slots=True)
 class _ProfilePlan:
     groups: tuple[_GroupPlan, ...]
+    elapsed: tuple[_MeasurePlan, ...]  # the elapsed measures: all that time moves
+    tenures: tuple[float, ...]  # tenure thresholds of the whole config, in days
 
 
 def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
@@ -397,7 +404,10 @@ def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
                          _Curve.of(config.measures[mname].curve))
             for mname, mweight in group.measures.items() if mweight > 0)
         groups.append(_GroupPlan(gname, gweight, group, measures))
-    return _ProfilePlan(tuple(groups))
+    elapsed = tuple(m for g in groups for m in g.measures if m.measure.kind == "elapsed")
+    tenures = {p.when_tenure_below_d for p in config.profiles.values()}
+    tenures |= {m.min_tenure_d for m in config.measures.values()}
+    return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)))
 
 
 class Contribution(NamedTuple):
@@ -443,6 +453,12 @@ def measure_value(
         return None
     if measure.kind == "value":
         return base
+    return max(0.0, now_d - base) / expected_gap(measure, signals, segment)
+
+
+def expected_gap(measure: Measure, signals: dict[str, float], segment: Segment) -> float:
+    """The days an elapsed measure divides the time since its signal by: the customer's
+    own gap (plus ``spread_k`` spreads), else the segment norm, never below ``per_min_d``."""
     per = signals.get(measure.per) if measure.per else None
     if per is not None and measure.spread:
         per += measure.spread_k * signals.get(measure.spread, 0.0)
@@ -452,7 +468,56 @@ def measure_value(
         per = 1.0
     if per < measure.per_min_d:
         per = measure.per_min_d
-    return max(0.0, now_d - base) / per
+    return per
+
+
+def steady_until(
+    config: ScoringConfig,
+    signals: dict[str, float],
+    *,
+    now_d: float,
+    segment: str,
+    tenure_d: float | None,
+    profile: str | None = None,
+) -> float:
+    """The day up to which, with no new signals, the score stays what it is at ``now_d``:
+    ``now_d`` when it may change at once, ``inf`` when it never will.
+
+    Only time moves a score between updates, through the elapsed measures and the tenure.
+    The score holds while every elapsed measure of the customer's profile sits on a flat
+    stretch of its curve (before its first point, past its last, or between two points of
+    equal value) and no tenure threshold (a profile's ``when_tenure_below_d``, a measure's
+    ``min_tenure_d``) is crossed."""
+    plan = config.plan(profile if profile is not None else
+                       config.profile_for(segment, tenure_d))
+    until = math.inf
+    seg = None
+    for mplan in plan.elapsed:
+        measure = mplan.measure
+        base = signals.get(measure.signal)
+        if base is None:
+            continue
+        if seg is None:
+            seg = config.segment(segment)
+        per = expected_gap(measure, signals, seg)
+        value = max(0.0, now_d - base) / per
+        xs, ys = mplan.curve.xs, mplan.curve.ys
+        if value >= xs[-1]:
+            continue
+        if value < xs[0]:
+            end = xs[0]
+        else:
+            i = bisect.bisect_right(xs, value)
+            if ys[i - 1] != ys[i]:
+                return now_d
+            end = xs[i]
+        until = min(until, base + end * per)
+    if tenure_d is not None:
+        for threshold in plan.tenures:
+            if tenure_d < threshold:
+                until = min(until, now_d + threshold - tenure_d)
+                break
+    return max(until, now_d)
 
 
 def compute_score(

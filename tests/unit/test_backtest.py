@@ -373,3 +373,31 @@ def test_folding_in_production_order_equals_the_stable_sort_by_event_time(output
         "config_version": fold.version[2] if fold.version else None,
     } == expected
 
+
+def test_skipping_checks_that_change_nothing_changes_no_output(simulated, monkeypatch):
+    """Silence checks are skipped while a customer's score cannot move; what is published
+    is what checking every day publishes (trends aside: the averages fold fewer samples)."""
+    import streams.domain.health as health_module
+
+    records, truth = simulated
+    evaluations = Counter()
+    real_score = health_module.compute_score
+
+    def counted(*args, **kwargs):
+        evaluations[mode] += 1
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(health_module, "compute_score", counted)
+    mode = "steady"
+    steady = run_backtest(records, settings(), truth=truth, keep_outputs=True).outputs
+    mode = "daily"
+    monkeypatch.setattr(health_module, "steady_until", lambda *a, now_d, **k: now_d)
+    daily = run_backtest(records, settings(), truth=truth, keep_outputs=True).outputs
+
+    def without_trends(outputs):  # per customer, in the order produced
+        return sorted([(n, {k: v for k, v in r.items() if not k.startswith("trend_")})
+                       for n, r in outputs], key=lambda o: o[1]["customer_id"])
+
+    assert without_trends(steady) == without_trends(daily)
+    assert sum(n == "CustomerAtRisk" for n, _ in daily) >= 3
+    assert evaluations["steady"] < 0.8 * evaluations["daily"], evaluations

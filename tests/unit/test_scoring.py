@@ -11,6 +11,7 @@ from streams.domain.scoring import (
     interpolate,
     load_config,
     parse_config,
+    steady_until,
 )
 
 CONFIG = load_config()
@@ -174,3 +175,52 @@ def test_critical_feedback_caps_a_customer_who_still_buys():
                          now_d=101, segment="b2c", tenure_d=400)
     assert mild is not None and mild.band == "healthy"
     assert all(c.weight > 0 for c in mild.contributions)
+
+
+def test_steady_until_on_the_flat_and_sloped_stretches_of_a_recency_curve():
+    # purchase_recency: 100 points up to 1x the gap, down to 0 at 4x; gap 20 + 5 days
+    signals = {"purchase.last_at_d": 100.0, "purchase.gap_mean_d": 20.0,
+               "purchase.gap_std_d": 5.0}
+    until = steady_until(CONFIG, signals, now_d=105.0, segment="b2c", tenure_d=None)
+    assert until == 125.0  # 1x the gap
+    assert steady_until(CONFIG, signals, now_d=130.0, segment="b2c", tenure_d=None) == 130.0
+    assert steady_until(CONFIG, signals, now_d=201.0, segment="b2c", tenure_d=None) == math.inf
+    # a tenure threshold ahead (the onboarding profile ends at 90 days) ends it earlier
+    assert steady_until(CONFIG, signals, now_d=105.0, segment="b2c", tenure_d=80.0) == 115.0
+    assert steady_until(CONFIG, signals, now_d=201.0, segment="b2c", tenure_d=95.0) == 201.0 + (
+        min(t for t in _tenure_thresholds() if t > 95.0) - 95.0)
+
+
+def _tenure_thresholds() -> list[float]:
+    found = [p.when_tenure_below_d for p in CONFIG.profiles.values()]
+    found += [m.min_tenure_d for m in CONFIG.measures.values()]
+    return [t for t in found if t is not None] + [math.inf]
+
+
+steady_signal_maps = st.fixed_dictionaries(
+    {"purchase.last_at_d": st.floats(min_value=0, max_value=400)},
+    optional={
+        "purchase.gap_mean_d": st.floats(min_value=0, max_value=200),
+        "purchase.gap_std_d": st.floats(min_value=0, max_value=100),
+        "purchase.freq_trend": st.floats(min_value=0, max_value=3),
+        "engagement.last_at_d": st.floats(min_value=0, max_value=400),
+        "engagement.gap_mean_d": st.floats(min_value=0, max_value=60),
+        "support.nps": st.floats(min_value=0, max_value=10),
+        "profile.products": st.floats(min_value=0, max_value=5),
+    })
+
+
+@given(steady_signal_maps, st.floats(min_value=0, max_value=800),
+       st.sampled_from(["b2c", "b2b", "default"]),
+       st.one_of(st.none(), st.floats(min_value=0, max_value=400)),
+       st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=5))
+def test_the_score_does_not_move_before_steady_until(signals, now_d, seg, tenure, fractions):
+    until = steady_until(CONFIG, signals, now_d=now_d, segment=seg, tenure_d=tenure)
+    assert until >= now_d
+    span = min(until, now_d + 2000.0) - now_d
+    score = compute_score(CONFIG, signals, now_d=now_d, segment=seg, tenure_d=tenure)
+    for fraction in fractions:
+        later = now_d + span * fraction * (1 - 1e-9)
+        moved = compute_score(CONFIG, signals, now_d=later, segment=seg,
+                              tenure_d=None if tenure is None else tenure + later - now_d)
+        assert (moved.score if moved else None) == (score.score if score else None)
