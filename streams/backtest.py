@@ -152,6 +152,8 @@ def load_truth(path: Path) -> dict[str, Truth]:
 #: output (above all one ``HealthScoreChanged`` per published evaluation) is folded into
 #: the figures below as it is produced, unless ``run_backtest(keep_outputs=True)``.
 KEPT_OUTPUTS = frozenset({"CustomerAtRisk", "CustomerRecovered"})
+#: What counts as a customer coming back after ``until`` (the holdout figures).
+ACTIVITY_TYPES = frozenset({"Purchase", "Engagement"})
 
 
 @dataclass(slots=True)
@@ -182,6 +184,10 @@ class BacktestResult:
     horizon: timedelta = DEFAULT_HORIZON
     load_errors: list[LineError] = field(default_factory=list)
     outputs: list[Output] | None = None
+    #: with ``until`` before the end of the history: the customers with a purchase or an
+    #: engagement after it, and the time of the last one (the holdout; None otherwise)
+    came_back: set[str] | None = None
+    after_last: datetime | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -310,10 +316,15 @@ def run_backtest(
     began = time.perf_counter()
     process = pipeline.process
     rejected = pipeline.rejections
+    came_back: set[str] = set()
+    after_last: datetime | None = None
     for type_name, record in records:
         at: datetime = record["occurred_at"]
         if until is not None and at > until:
-            break
+            if type_name in ACTIVITY_TYPES and isinstance(record.get("customer_id"), str):
+                came_back.add(record["customer_id"])
+                after_last = at if after_last is None else max(after_last, at)
+            continue
         before = len(rejected)
         outputs = process(type_name, record)
         if outputs:
@@ -347,7 +358,8 @@ def run_backtest(
         alerts=alerts, output_counts=fold.output_counts(), finals=finals,
         lowest_scores=fold.lowest,
         truth=dict(truth) if truth is not None else None, horizon=horizon,
-        outputs=fold.sorted_outputs())
+        outputs=fold.sorted_outputs(),
+        came_back=came_back if after_last is not None else None, after_last=after_last)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -580,6 +592,7 @@ def report_dict(result: BacktestResult) -> dict[str, Any]:
         if math.isfinite(result.events_per_s) else None,
         "truth": None,
     }
+    report["after_until"] = _holdout(result)
     if result.truth is not None:
         truth = result.truth
         confusion = classify(starts, truth, result.horizon)
@@ -600,6 +613,30 @@ def report_dict(result: BacktestResult) -> dict[str, Any]:
                 false_alerts_per_1000_per_month(starts, truth, period), 2),
         }
     return report
+
+
+def _holdout(result: BacktestResult) -> dict[str, Any] | None:
+    """How many of the customers in each final band and alert state came back (bought or
+    engaged) after ``until``: the check a history without a truth file allows."""
+    if result.came_back is None or result.until is None or result.after_last is None:
+        return None
+    back = result.came_back
+
+    def shares(key: Callable[[CustomerFinal], str]) -> dict[str, dict[str, Any]]:
+        groups: dict[str, list[int]] = {}
+        for customer, final in sorted(result.finals.items()):
+            counts = groups.setdefault(key(final), [0, 0])
+            counts[0] += 1
+            counts[1] += customer in back
+        return {name: {"customers": n, "came_back": k, "share": _round(k / n)}
+                for name, (n, k) in sorted(groups.items())}
+
+    return {
+        "days": round((result.after_last - result.until).total_seconds() / 86400, 3),
+        "customers_came_back": len(back & result.finals.keys()),
+        "by_band": shares(lambda f: f.band or "none"),
+        "by_alert_state": shares(lambda f: f.alert_state),
+    }
 
 
 def _png_backend() -> Any:
@@ -717,6 +754,11 @@ def summary_table(result: BacktestResult) -> Table:
                       f"{_fmt(lead['p10'])} / {_fmt(lead['median'])} / {_fmt(lead['p90'])} d")
         table.add_row("false alerts / 1,000 customers / month",
                       _fmt(truth["false_alerts_per_1000_per_month"]))
+    holdout = report["after_until"]
+    if holdout is not None:
+        table.add_row(f"came back in the {holdout['days']:g} d after until",
+                      ", ".join(f"{band} {v['share']:.0%} of {v['customers']:,}"
+                                for band, v in holdout["by_band"].items()))
     table.add_row("flapping rate", _fmt(report["flapping_rate"]))
     table.add_row("bands", ", ".join(f"{k} {v}" for k, v in sorted(report["bands"].items())))
     top = sorted(report["reasons"].items(), key=lambda kv: -kv[1])[:3]

@@ -401,3 +401,25 @@ def test_skipping_checks_that_change_nothing_changes_no_output(simulated, monkey
     assert without_trends(steady) == without_trends(daily)
     assert sum(n == "CustomerAtRisk" for n, _ in daily) >= 3
     assert evaluations["steady"] < 0.8 * evaluations["daily"], evaluations
+
+
+def test_holdout_after_until_counts_who_came_back_per_band():
+    def buy(customer, n):
+        return ("Purchase", {
+            "event_id": f"{customer}-{n}", "customer_id": customer, "occurred_at": day(n),
+            "order_id": f"{customer}-o{n}", "amount_minor": 1000, "currency": "EUR",
+            "items": 1, "channel": "web"})
+
+    records = sorted([buy("gone", n) for n in range(0, 60, 7)]
+                     + [buy("loyal", n) for n in range(0, 140, 7)]
+                     + [buy("back", n) for n in (*range(0, 40, 7), 120)],
+                     key=lambda r: r[1]["occurred_at"])
+    result = run_backtest(records, settings(), until=day(100))
+    holdout = report_dict(result)["after_until"]
+    assert holdout["days"] == 133 - 100
+    assert holdout["customers_came_back"] == 2
+    assert holdout["by_band"] == {
+        "at_risk": {"customers": 2, "came_back": 1, "share": 0.5},
+        "healthy": {"customers": 1, "came_back": 1, "share": 1.0}}
+    assert result.finals["loyal"].band == "healthy"
+    assert report_dict(run_backtest(records, settings()))["after_until"] is None
