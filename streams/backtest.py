@@ -51,6 +51,7 @@ __all__ = [
     "load_events",
     "load_truth",
     "min_scores",
+    "print_bad_lines",
     "quantile",
     "read_events",
     "report_dict",
@@ -767,6 +768,15 @@ def summary_table(result: BacktestResult) -> Table:
     return table
 
 
+def print_bad_lines(path: Path, errors: Sequence[LineError], console: Console,
+                    shown: int = 10) -> None:
+    """The first ``shown`` lines of ``path`` that could not be read, and how many more."""
+    for error in errors[:shown]:
+        console.print(f"[yellow]{path}:{error.line}: {error.message}[/yellow]", highlight=False)
+    if len(errors) > shown:
+        console.print(f"[yellow]... and {len(errors) - shown:,} more bad lines[/yellow]")
+
+
 def _print_rejections(rejections: Sequence[Rejection], console: Console) -> None:
     """How many records the workers' checks refused, per reason, with the first example."""
     first: dict[str, Rejection] = {}
@@ -785,10 +795,7 @@ def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_
                   currency: str = "EUR") -> BacktestResult:
     """Read, replay, score and report: what ``churnwatch backtest`` runs."""
     records, errors = read_events(events, currency=currency)
-    for error in errors[:10]:
-        console.print(f"[yellow]{events}:{error.line}: {error.message}[/yellow]")
-    if len(errors) > 10:
-        console.print(f"[yellow]... and {len(errors) - 10} more bad lines[/yellow]")
+    print_bad_lines(events, errors, console)
     facts = load_truth(truth) if truth is not None else None
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:

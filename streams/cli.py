@@ -274,6 +274,47 @@ def simulate(
 
 
 @app.command()
+def produce(
+    events: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="A history: JSON Lines (docs/events.md) or a CSV "
+        "of purchases (docs/backtest.md), as churnwatch backtest reads it.")],
+    currency: Annotated[str, typer.Option(
+        help="Currency of a CSV's amounts (ISO 4217 code).")] = "EUR",
+    pace: Annotated[float, typer.Option(
+        min=0, help="Days of event time per second; 0 produces as fast as possible.")]
+    = 7.0,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+) -> None:
+    """Send a history file to the input topics in event-time order, a day at a time.
+
+    The history lies in the past: run the workers with CHURN_CLOCK=event. Pacing keeps a
+    worker's partitions close in event time, so that none runs so far ahead that the
+    others' records fall behind the allowed lateness (docs/operations.md).
+    """
+    from streams.backtest import print_bad_lines, read_events
+    from streams.codec import build_codec
+    from streams.demo import produce_paced
+    from streams.kafka_io import DeliveryError
+
+    console = Console(stderr=True)
+    records, errors = read_events(events, currency=currency)
+    print_bad_lines(events, errors, console)
+    if not records:
+        raise _fail(f"{events}: no usable records", 2)
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+    try:
+        count = produce_paced(settings, build_codec(settings), records, pace=pace,
+                              console=console)
+    except DeliveryError as exc:
+        raise _fail(str(exc)) from exc
+    customers = len({r["customer_id"] for _, r in records})
+    console.print(f"produced {count:,} records for {customers:,} customers to "
+                  f"{settings.kafka_bootstrap} ({len(errors):,} bad line(s) skipped)",
+                  highlight=False)
+
+
+@app.command()
 def watch(
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,
