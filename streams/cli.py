@@ -363,8 +363,10 @@ def backtest(
     from streams.backtest import backtest_main
 
     as_of = _parse_time(until, "--until")
-    backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
-                  currency=currency)
+    result = backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
+                           currency=currency)
+    if result.events == 0:
+        raise _fail(f"{events}: no usable records (see the lines above)")
 
 
 @app.command()

@@ -202,9 +202,11 @@ class _Columns:
             missing.append("amount")
         if missing:
             names = {"customer": "customer id", "time": "timestamp", "amount": "amount"}
+            shown = ", ".join(header) or "empty"
+            if len(shown) > 120:
+                shown = shown[:117] + "..."
             return ("CSV header lacks column(s): " + ", ".join(names[m] for m in missing)
-                    + f" (header: {', '.join(header) or 'empty'}; accepted names in "
-                    "docs/backtest.md)")
+                    + f" (header: {shown!r}; accepted names in docs/backtest.md)")
         return cls(found["customer"] or "", found["time"] or "", found["amount"],
                    found["amount_minor"], found["quantity"], found["unit_price"],
                    found["order"])

@@ -25,3 +25,14 @@ def test_backtest_rejects_a_bad_until(tmp_path):
     events.write_text("customer_id,timestamp,amount\nann,2026-01-01,1\n")
     result = CliRunner().invoke(app, ["backtest", "--events", str(events), "--until", "soon"])
     assert result.exit_code == 2 and "--until" in result.output
+
+
+def test_backtest_of_a_file_with_nothing_usable_fails_saying_why(tmp_path):
+    events = tmp_path / "e.csv"
+    events.write_bytes(b"\x00\xff garbage, not a header\n\x01\x02\n")
+    result = CliRunner().invoke(app, ["backtest", "--events", str(events), "--out",
+                                      str(tmp_path / "out")])
+    printed = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "CSV header lacks column(s): customer id, timestamp, amount" in printed
+    assert "no usable records" in printed

@@ -128,7 +128,7 @@ def test_a_header_without_the_needed_columns_names_what_is_missing():
     assert records == []
     assert errors[0].line == 1
     assert "customer id, timestamp, amount" in errors[0].message
-    assert "who, when, what" in errors[0].message
+    assert "'who, when, what'" in errors[0].message
 
 
 def test_blank_rows_are_skipped_and_negative_amounts_reported():
