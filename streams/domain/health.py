@@ -19,7 +19,9 @@ from streams.domain.scoring import (
     Score,
     ScoringConfig,
     compute_score,
+    fall_per_day,
     interpolate,
+    next_tenure_d,
     steady_until,
 )
 
@@ -249,7 +251,7 @@ def evaluate(
     settled = health.champion == champion_before and _alert_settled(
         alert_before, health.alert.to_json(), config.alerts.enter_after)
     health.due_ms = next_check_ms(health, config, at_ms, segment, tenure_d, settled=settled,
-                                  profile=score.profile)
+                                  score=score, score_step=score_step)
     return outputs
 
 
@@ -265,31 +267,99 @@ def _alert_settled(before: list[Any], after: list[Any], enter_after: int) -> boo
 
 
 def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, segment: str,
-                  tenure_d: float | None, *, settled: bool, profile: str | None = None) -> int:
-    """When to check a silent customer next: ``check_every_d`` after this evaluation, or,
-    when neither its score nor its alert state can change before then, the first of those
-    checks at or after the moment one next can (``steady_until``, the end of a cooldown or
-    of the history an alert needs), at most ``max_quiet_d`` ahead. The checks skipped are
-    ones that would have changed nothing; those kept fall when they always did."""
+                  tenure_d: float | None, *, settled: bool, score: Score | None = None,
+                  score_step: float = 0.0) -> int:
+    """When to check a silent customer next. Checks fall on a grid, every
+    ``check_every_d`` from this evaluation; the ones skipped are those that would change
+    nothing, so the checks kept fall when they always did and publish what they always did.
+
+    Unless this evaluation changed the alert or champion state (then the next check is the
+    next one of the grid), the next check is the first at or after whichever comes first:
+    ``max_quiet_d`` ahead; the end of a cooldown or of the history an episode waits for;
+    and, while the score holds (``steady_until``), the moment it can move. While it falls
+    (no curve rises, so it cannot go back up before an update), the first check at which it
+    would be published or cross a band or the alert threshold, found by scoring a few
+    checks ahead rather than all of them."""
     lapse = config.lapse
     step = int(lapse.check_every_d * DAY_MS)
-    every = at_ms + step
     if not settled:
-        return every
-    until_d = steady_until(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
-                           tenure_d=tenure_d, profile=profile)
-    due = min(until_d * DAY_MS, at_ms + lapse.max_quiet_d * DAY_MS)
+        return at_ms + step
+    horizon = at_ms + lapse.max_quiet_d * DAY_MS
     rules = config.alerts
-    if health.alert.active or health.alert.below < rules.enter_after:
-        return _on_grid(at_ms, step, due)
-    for moment in (  # an episode due but held off: it starts when these end
-        None if health.first_ms is None else health.first_ms + rules.min_history_d * DAY_MS,
-        None if health.alert.ended_ms is None
-        else health.alert.ended_ms + rules.cooldown_days * DAY_MS,
-    ):
-        if moment is not None and moment > at_ms:
-            due = min(due, moment)
-    return _on_grid(at_ms, step, due)
+    alert = health.alert
+    if not alert.active and alert.below >= rules.enter_after:
+        for moment in (  # an episode due but held off: it starts when these end
+            None if health.first_ms is None else health.first_ms + rules.min_history_d * DAY_MS,
+            None if alert.ended_ms is None else alert.ended_ms + rules.cooldown_days * DAY_MS,
+        ):
+            if moment is not None and moment > at_ms:
+                horizon = min(horizon, moment)
+    profile = score.profile if score is not None else None
+    now_d = at_ms / DAY_MS
+    until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
+                           tenure_d=tenure_d, profile=profile)
+    if until_d > now_d:
+        return _on_grid(at_ms, step, min(until_d * DAY_MS, horizon))
+    if score is None or not config.plan(score.profile).falling:
+        return at_ms + step
+    threshold = next_tenure_d(config, score.profile, tenure_d)
+    if threshold is not None and tenure_d is not None:
+        horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
+    last = (_on_grid(at_ms, step, horizon) - at_ms) // step  # checked whatever happens
+    return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
+                                        step, last, score_step)
+
+
+def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, segment: str,
+                  tenure_d: float | None, at_ms: int, step: int, last: int,
+                  score_step: float) -> int:
+    """A check k (1..``last``) of a falling score before which no evaluation would do
+    anything: publish (the score moved more than ``score_step`` from the published one, or
+    its band changed) or cross the alert's entry threshold. Usually the first that would."""
+    published = health.published_score
+    entry = None if health.alert.active or score.score < config.alerts.enter_below \
+        else config.alerts.enter_below
+    if last <= 1 or published is None:
+        return 1
+
+    def at(k: int) -> Score | None:
+        return compute_score(
+            config, health.signals, now_d=(at_ms + k * step) / DAY_MS, segment=segment,
+            tenure_d=None if tenure_d is None else tenure_d + k * step / DAY_MS)
+
+    def acts(later: Score | None) -> bool:
+        return (later is None or abs(later.score - published) > score_step
+                or later.band != health.published_band
+                or (entry is not None and later.score < entry))
+
+    def changes(k: int) -> bool:
+        return k >= last or acts(at(k))
+
+    # guess the check from how fast the score falls, make sure nothing happens before it,
+    # and bisect when something does: a falling score makes "changes" false up to some
+    # check and true from there on. The check at the guess runs as a real one.
+    rate = fall_per_day(config, score, health.signals, segment)
+    if rate is None:
+        return 1
+    fall = rate * step / DAY_MS
+    gaps = [score.score - t for t in (config.bands.healthy_min, config.bands.watch_min,
+                                      published - score_step, entry) if t is not None]
+    nearest = min((g for g in gaps if g >= 0), default=None)
+    guess = last
+    if fall > 0 and nearest is not None:
+        guess = min(last, max(1, math.floor(nearest / fall) + 1))
+    if guess <= 2:
+        return 1  # one check to skip is not worth a score to make sure of it
+    if not changes(guess - 1):
+        return guess
+    lo, hi = 0, guess - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if changes(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _on_grid(at_ms: int, step: int, due: float) -> int:

@@ -391,6 +391,8 @@ class _ProfilePlan:
     groups: tuple[_GroupPlan, ...]
     elapsed: tuple[_MeasurePlan, ...]  # the elapsed measures: all that time moves
     tenures: tuple[float, ...]  # tenure thresholds of the whole config, in days
+    #: every elapsed curve falls or stays flat: between updates the score never rises
+    falling: bool = True
 
 
 def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
@@ -407,7 +409,40 @@ def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
     elapsed = tuple(m for g in groups for m in g.measures if m.measure.kind == "elapsed")
     tenures = {p.when_tenure_below_d for p in config.profiles.values()}
     tenures |= {m.min_tenure_d for m in config.measures.values()}
-    return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)))
+    falling = all(a >= b for m in elapsed for a, b in zip(m.curve.ys, m.curve.ys[1:], strict=False))
+    return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)),
+                        falling)
+
+
+def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
+                 segment: str) -> float | None:
+    """How many points a day the score is falling now, from the slopes of the curves its
+    elapsed measures are on (caps ignored): an estimate, to guess when it next matters.
+    None while one of them is not yet past its first point: a customer still inside one
+    of its usual gaps is likely to send an event before any guess comes due."""
+    plan = config.plan(score.profile)
+    seg = config.segment(segment)
+    rate = 0.0
+    for c in score.contributions:
+        mplan = next((m for m in plan.elapsed if m.name == c.measure), None)
+        if mplan is None or c.weight <= 0:
+            continue
+        xs, ys = mplan.curve.xs, mplan.curve.ys
+        if c.value < xs[0]:
+            return None
+        if c.value >= xs[-1]:
+            continue
+        i = bisect.bisect_right(xs, c.value)
+        rate += (c.weight * (ys[i - 1] - ys[i]) / (xs[i] - xs[i - 1])
+                 / expected_gap(mplan.measure, signals, seg))
+    return rate
+
+
+def next_tenure_d(config: ScoringConfig, profile: str, tenure_d: float | None) -> float | None:
+    """The next tenure threshold (a profile's or a measure's) above ``tenure_d``, if any."""
+    if tenure_d is None:
+        return None
+    return next((t for t in config.plan(profile).tenures if tenure_d < t), None)
 
 
 class Contribution(NamedTuple):
@@ -513,10 +548,9 @@ def steady_until(
             end = xs[i]
         until = min(until, base + end * per)
     if tenure_d is not None:
-        for threshold in plan.tenures:
-            if tenure_d < threshold:
-                until = min(until, now_d + threshold - tenure_d)
-                break
+        threshold = next((t for t in plan.tenures if tenure_d < t), None)
+        if threshold is not None:
+            until = min(until, now_d + threshold - tenure_d)
     return max(until, now_d)
 
 
