@@ -145,6 +145,12 @@ def parse_money(text: str, column: str) -> Decimal:
     is negative, the last of ``.``/``,`` is the decimal separator when both appear, and a
     lone ``,`` is decimal unless it groups exactly three digits (``1,234``)."""
     raw = text.strip()
+    try:  # plain or scientific notation, as a program writes it
+        number = Decimal(raw)
+        if number.is_finite():
+            return number
+    except InvalidOperation:
+        pass
     value = _MONEY_JUNK.sub("", raw)
     negative = value.startswith("(") and value.endswith(")")
     value = value.strip("()")
@@ -232,6 +238,21 @@ class _Columns:
         return _minor(price * quantity * 100, self.unit_price, raw), items
 
 
+def _readable(reader: csv.DictReader[str], errors: list[Any],
+              error_type: type) -> Iterator[dict[str, Any]]:
+    """The reader's rows; a row the csv module cannot parse (a field beyond its size limit,
+    a NUL byte) is reported and skipped."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            errors.append(error_type(reader.line_num + 1,
+                                     f"unreadable CSV row (after line {reader.line_num}): "
+                                     f"{exc}"))
+
+
 def _sniff(sample: str) -> str:
     first = next((line for line in sample.splitlines() if line.strip()), "")
     counts = {d: first.count(d) for d in _DELIMITERS}
@@ -264,7 +285,7 @@ def read_purchases_csv(lines: Iterable[str], currency: str,
         errors.append(error_type(1, columns))
         return
     rows: list[tuple[int, str, str, int, int, str]] = []
-    for row in reader:
+    for row in _readable(reader, errors, error_type):
         line = reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue

@@ -57,6 +57,7 @@ def test_slashed_dates_follow_the_files_order():
     ("12.50", "12.50"), ("12,50", "12.50"), ("1,234.56", "1234.56"), ("1.234,56", "1234.56"),
     ("1,234", "1234"), ("1 234,5", "1234.5"), ("$1,234.56", "1234.56"), ("EUR 7", "7"),
     ("12,50 €", "12.50"), ("(3.00)", "-3.00"), ("-3", "-3"), ("1,234,567", "1234567"),
+    ("1e3", "1000"), ("2.5E+1", "25"),
 ])
 def test_money_cells(text, expected):
     assert parse_money(text, "amount") == Decimal(expected)
@@ -144,3 +145,11 @@ def test_files_with_a_byte_order_mark_and_stray_bytes_load(tmp_path):
     records, errors = read_events(path)
     assert not errors
     assert [r["customer_id"] for _, r in records] == ["m\ufffdller", "c2"]
+
+
+def test_a_row_the_csv_module_cannot_parse_is_reported_and_the_next_ones_kept():
+    records, errors = read("customer,date,amount\n"
+                           f"c1,2026-01-01,{'9' * 200_000}\n"
+                           "c2,2026-01-02,5\n")
+    assert [r["customer_id"] for r in records] == ["c2"]
+    assert len(errors) == 1 and "field larger than field limit" in errors[0].message
