@@ -811,6 +811,8 @@ def from_json_line(line: str, schemas: SchemaSet | None = None) -> tuple[str, Re
         obj = json.loads(line)
     except ValueError as exc:
         raise RecordError(f"not a JSON object: {exc}") from exc
+    except RecursionError as exc:
+        raise RecordError("not a JSON object: nested too deeply") from exc
     if not isinstance(obj, dict) or set(obj) != {"type", "record"}:
         raise RecordError('expected exactly {"type": ..., "record": {...}}')
     schema_set = schemas or default_schemas()

@@ -824,6 +824,7 @@ def test_json_missing_required_field_and_bad_base64() -> None:
         '{"type": "Purchase"}',
         '{"type": "Refund", "record": {}}',
         '{"type": "Purchase", "record": {}, "extra": 1}',
+        '{"type": "Purchase", "record": ' + "[" * 100_000 + "]" * 100_000 + "}",
     ],
 )
 def test_bad_json_lines_are_rejected(line: str) -> None:
