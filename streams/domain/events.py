@@ -220,7 +220,7 @@ def parse_event(type_name: str, record: Mapping[str, Any]) -> Event:
         segment = _text(record, "segment")
         assert segment is not None
         signup_at = _time(record, "signup_at")
-        if signup_at > occurred_at + timedelta(days=1):
+        if signup_at - timedelta(days=1) > occurred_at:
             raise _bad("signup_at", f"{signup_at.isoformat()} is after the profile change at "
                                     f"{occurred_at.isoformat()}")
         return ProfileChange(

@@ -108,6 +108,16 @@ def test_signup_after_the_profile_change_is_rejected():
     assert info.value.field_name == "signup_at"
 
 
+def test_a_profile_change_at_the_end_of_time_is_checked_without_overflowing():
+    end = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    record = {"event_id": "p1", "customer_id": "c1", "occurred_at": end, "segment": "b2c",
+              "signup_at": T0}
+    assert parse_event("ProfileChange", record).occurred_at == end
+    with pytest.raises(InvalidEvent) as info:
+        check_event_time(end, now=T0, lower_bound=None, max_future=timedelta(hours=1))
+    assert info.value.reason == "in_future"
+
+
 def test_wall_clock_knows_when_it_is_catching_up_a_backlog():
     wall = [0.0]
     clock = WallClock(timedelta(days=3), idle_s=5, monotonic=lambda: wall[0])
