@@ -432,3 +432,44 @@ def test_holdout_after_until_counts_who_came_back_per_band():
         "healthy": {"customers": 1, "came_back": 1, "share": 1.0}}
     assert result.finals["loyal"].band == "healthy"
     assert report_dict(run_backtest(records, settings()))["after_until"] is None
+
+
+_ODD_VALUES = ["null", "1e309", "-1", '""', "[]", "{}", "true", "9" * 30, '"\\u0000"',
+               '"2026-13-45T00:00:00Z"', '"1970-01-01T00:00:00Z"', '"9999-12-31T23:59:59Z"',
+               "NaN", "-0", '"' + "x" * 300 + '"']
+
+
+def _corrupt(line: str, rng) -> str:
+    """One value swapped for an odd one, a byte garbled, or the line cut short."""
+    roll = rng.random()
+    colons = [i for i, c in enumerate(line) if c == ":"]
+    if roll < 0.5 and colons:
+        start = rng.choice(colons) + 1
+        end, depth = start, 0
+        while end < len(line) and not (depth == 0 and line[end] in ",}"):
+            depth += line[end] in "[{"
+            depth -= line[end] in "]}"
+            end += 1
+        return line[:start] + rng.choice(_ODD_VALUES) + line[end:]
+    if roll < 0.8:
+        data = bytearray(line.encode())
+        data[rng.randrange(len(data))] = rng.choice([b for b in range(256) if b not in b"\r\n"])
+        return data.decode("utf-8", "replace")
+    return line[:rng.randrange(len(line))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_corrupted_history_never_stops_the_backtest(tmp_path, seed):
+    import random
+
+    rng = random.Random(seed)
+    path = tmp_path / "events.jsonl"
+    write_jsonl(simulate(SimulationConfig(customers=40, months=2, seed=seed)).items, path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = [_corrupt(line, rng) if rng.random() < 0.4 else line for line in lines]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    records, errors = read_events(path)
+    assert len(records) + len(errors) == sum(1 for line in lines if line.strip())
+    assert errors and records
+    result = run_backtest(records, settings())
+    assert result.rejections and result.finals  # bad values refused, the rest scored
