@@ -55,6 +55,7 @@ _SLASHED = re.compile(
     r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*([AaPp][Mm])?)?$")
 _EPOCH = re.compile(r"^\d{9,13}(?:\.\d+)?$")
 _MONEY_JUNK = re.compile(r"[^\d.,\-+()]")
+_TOO_LARGE = Decimal(10) ** 18  # minor units; the events' own limit is 10^12
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,8 @@ def _minor(number: Decimal, column: str, raw: str) -> int:
     if number < 0:
         raise ValueError(f"{column}: {raw!r} is negative (a refund or a cancellation is "
                          "not a purchase)")
+    if number >= _TOO_LARGE:
+        raise ValueError(f"{column}: {raw!r} is too large for an order")
     return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -224,6 +227,9 @@ class _Columns:
             if quantity < 0:
                 raise ValueError(f"{self.quantity}: {row[self.quantity].strip()!r} is "
                                  "negative (a return is not a purchase)")
+            if quantity >= _TOO_LARGE:
+                raise ValueError(f"{self.quantity}: {row[self.quantity].strip()!r} is too "
+                                 "large for an order")
         items = int(quantity) if quantity == quantity.to_integral_value() else 1
         if self.amount_minor is not None:
             raw = (row.get(self.amount_minor) or "").strip()

@@ -132,6 +132,14 @@ def test_a_header_without_the_needed_columns_names_what_is_missing():
     assert "'who, when, what'" in errors[0].message
 
 
+def test_absurd_amounts_are_bad_lines():
+    records, errors = read("customer,date,amount,quantity\nc1,2026-01-05,1e999,1\n"
+                           "c1,2026-01-06,1,1e999\nc1,2026-01-07,NaN,1\n")
+    assert records == []
+    assert [e.line for e in errors] == [2, 3, 4]
+    assert "too large" in errors[0].message and "too large" in errors[1].message
+
+
 def test_blank_rows_are_skipped_and_negative_amounts_reported():
     records, errors = read("customer,date,amount\n\nc1,2026-01-05,-4\n,,\nc1,2026-01-06,4\n")
     assert [r["amount_minor"] for r in records] == [400]
