@@ -159,7 +159,7 @@ def produce_scenario(
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     console = Console(stderr=True)
     try:
-        count = produce_paced(settings, build_codec(settings), records, pace=pace,
+        count = produce_paced(settings, build_codec(settings), list(records), pace=pace,
                               console=console)
     except DeliveryError as exc:
         raise _fail(str(exc)) from exc
@@ -304,7 +304,7 @@ def produce(
         raise _fail(f"{events}: no usable records", 2)
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     try:
-        count = produce_paced(settings, build_codec(settings), records, pace=pace,
+        count = produce_paced(settings, build_codec(settings), list(records), pace=pace,
                               console=console)
     except DeliveryError as exc:
         raise _fail(str(exc)) from exc

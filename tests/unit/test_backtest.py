@@ -5,6 +5,7 @@ import io
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from streams.backtest import (
     KEPT_OUTPUTS,
+    JsonlHistory,
     Truth,
     _OutputFold,
     alert_starts,
@@ -473,3 +475,51 @@ def test_a_corrupted_history_never_stops_the_backtest(tmp_path, seed):
     assert errors and records
     result = run_backtest(records, settings())
     assert result.rejections and result.finals  # bad values refused, the rest scored
+
+
+def test_a_lazy_history_reads_what_the_list_holds(tmp_path):
+    sim = simulate(SimulationConfig(customers=20, months=2, seed=5))
+    path = tmp_path / "events.jsonl"
+    write_jsonl(sim.items, path)
+    # a byte-order mark, Windows line ends and a blank line do not change what is read
+    text = path.read_bytes().replace(b"\n", b"\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text + b"\r\n{broken\r\n")
+    eager, eager_errors = read_events(path)
+    lazy, lazy_errors = read_events(path, lazy=True)
+    assert isinstance(lazy, JsonlHistory) and isinstance(eager, list)
+    assert eager_errors == lazy_errors
+    assert [e.line for e in lazy_errors] == [text.count(b"\n") + 2]
+    assert len(lazy) == len(eager) and list(lazy) == eager
+    assert lazy[0] == eager[0] and lazy[-1] == eager[-1] and lazy[3:7] == eager[3:7]
+    times = [r["occurred_at"] for _, r in lazy]
+    assert times == sorted(times)
+    assert report_dict(run_backtest(lazy, settings())) == report_dict(
+        run_backtest(eager, settings())) | {"throughput_events_per_s": ANY}
+
+
+def test_backtest_reads_a_large_history_lazily_with_the_same_report(tmp_path, monkeypatch):
+    import streams.backtest as backtest_module
+
+    path = tmp_path / "events.jsonl"
+    write_jsonl(simulate(SimulationConfig(customers=15, months=2, seed=8)).items, path)
+    console = Console(file=io.StringIO())
+    reports = []
+    for limit in (1 << 40, 0):  # small enough to hold, then "too large": lazy
+        monkeypatch.setattr(backtest_module, "LAZY_READ_ABOVE_BYTES", limit)
+        read = backtest_module.read_events
+        kinds = []
+
+        def spy(*args, _read=read, _kinds=kinds, **kwargs):
+            records, errors = _read(*args, **kwargs)
+            _kinds.append(type(records).__name__)
+            return records, errors
+
+        monkeypatch.setattr(backtest_module, "read_events", spy)
+        backtest_main(path, None, None, tmp_path / f"out-{limit}", settings(), console)
+        monkeypatch.setattr(backtest_module, "read_events", read)
+        report = json.loads((tmp_path / f"out-{limit}" / "report.json").read_text())
+        reports.append((kinds, {k: v for k, v in report.items()
+                                if k != "throughput_events_per_s"}))
+    (eager_kinds, eager), (lazy_kinds, lazy) = reports
+    assert eager_kinds == ["list"] and lazy_kinds == ["JsonlHistory"]
+    assert eager == lazy and eager["counts"]["events"] > 100
