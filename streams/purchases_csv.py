@@ -36,13 +36,15 @@ __all__ = [
 #: Accepted column names per meaning, compared after dropping case, spaces and punctuation.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "customer": ("customer_id", "customer", "customer_no", "customer_number", "client_id",
-                 "client", "user_id", "user", "member_id", "account_id", "buyer_id"),
+                 "client", "user_id", "user", "member_id", "account_id", "buyer_id",
+                 "customer_user_id", "customer_email", "email", "billing_email"),
     "time": ("timestamp", "occurred_at", "date", "datetime", "time", "order_date",
              "ordered_at", "invoice_date", "purchase_date", "purchased_at", "created_at",
              "transaction_date", "paid_at"),
     "amount_minor": ("amount_minor", "total_minor", "amount_cents", "total_cents"),
-    "amount": ("amount", "total", "total_amount", "order_total", "grand_total", "value",
-               "revenue", "sales", "dollar_value", "net_amount", "gross_amount"),
+    "amount": ("amount", "total", "total_amount", "order_total", "order_total_amount",
+               "total_price", "grand_total", "value", "revenue", "sales", "dollar_value",
+               "net_amount", "gross_amount", "amount_paid"),
     "quantity": ("quantity", "qty", "items", "item_count", "number_of_items", "units"),
     "unit_price": ("unit_price", "price", "item_price"),
     "order": ("order_id", "order", "order_number", "order_no", "invoice", "invoice_no",
@@ -135,6 +137,8 @@ def parse_time(text: str, *, day_first: bool = False) -> datetime:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     if value[-1:] in ("z", "Z"):
         value = value[:-1] + "+00:00"
+    elif value[-4:].upper() in (" UTC", " GMT"):
+        value = value[:-4] + "+00:00"
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
@@ -221,6 +225,13 @@ class _Columns:
                    found["order"])
 
     def amount_and_items(self, row: dict[str, Any]) -> tuple[int, int]:
+        """Minor units and items of a row. A row of an order with its amount left empty (a
+        further line item, in exports that give the total on an order's first row only)
+        adds nothing to the amount."""
+        column = self.amount_minor or self.amount or self.unit_price
+        order = (row.get(self.order) or "").strip() if self.order else ""
+        if order and column is not None and not (row.get(column) or "").strip():
+            return 0, 1
         quantity = Decimal(1)
         if self.quantity is not None and (row.get(self.quantity) or "").strip():
             quantity = parse_money(row[self.quantity], self.quantity)

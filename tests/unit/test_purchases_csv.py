@@ -37,6 +37,8 @@ def utc(*args: int) -> datetime:
     ("01/05/2026 08:26:59", utc(2026, 1, 5, 8, 26, 59)),
     ("1/5/26 1:05 PM", utc(2026, 1, 5, 13, 5)),
     ("1/5/26 12:05 am", utc(2026, 1, 5, 0, 5)),
+    ("2026-01-05 10:30:00 -0500", utc(2026, 1, 5, 15, 30)),
+    ("2026-01-05 10:30:00 UTC", utc(2026, 1, 5, 10, 30)),
 ])
 def test_times_a_shop_exports(text, expected):
     assert parse_time(text) == expected
@@ -161,3 +163,16 @@ def test_a_row_the_csv_module_cannot_parse_is_reported_and_the_next_ones_kept():
                            "c2,2026-01-02,5\n")
     assert [r["customer_id"] for r in records] == ["c2"]
     assert len(errors) == 1 and "field larger than field limit" in errors[0].message
+
+
+def test_an_export_with_the_total_on_each_orders_first_row_only():
+    records, errors = read(
+        "Order ID,Email,Created at,Total,Lineitem name\n"
+        "1001,ann@example.com,2026-01-05 10:30:00 -0500,59.90,Mug\n"
+        "1001,ann@example.com,2026-01-05 10:30:00 -0500,,Tea\n"
+        "1002,bob@example.com,2026-01-06 09:00:00 -0500,12.00,Tea\n"
+        ",bob@example.com,2026-01-07 09:00:00 -0500,,Tea\n")
+    assert [(r["customer_id"], r["order_id"], r["amount_minor"], r["items"])
+            for r in records] == [("ann@example.com", "1001", 5990, 2),
+                                  ("bob@example.com", "1002", 1200, 1)]
+    assert [(e.line, e.message) for e in errors] == [(5, "Total: '' is not a number")]
