@@ -29,7 +29,7 @@ from rich.table import Table
 from streams.codec import RecordError, from_json_line
 from streams.domain.events import Rejection
 from streams.domain.health import Output
-from streams.purchases_csv import parse_time, read_purchases_csv
+from streams.purchases_csv import LineError, parse_time, read_purchases_csv
 from streams.replay import LocalPipeline
 from streams.settings import Settings
 
@@ -74,14 +74,6 @@ _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True, slots=True)
-class LineError:
-    """An input line that could not be used: its 1-based line number and why."""
-
-    line: int
-    message: str
 
 
 #: ``churnwatch backtest`` reads a JSON Lines history larger than this lazily
@@ -179,7 +171,7 @@ def load_events(path: Path, *, currency: str = "EUR",
                 sink.append(LineError(number, str(exc)))
         return
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        yield from read_purchases_csv(handle, currency, sink, error_type=LineError)
+        yield from read_purchases_csv(handle, currency, sink)
 
 
 def read_events(path: Path, *, currency: str = "EUR", lazy: bool = False,

@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = [
     "COLUMN_ALIASES",
-    "CsvLineError",
+    "LineError",
     "parse_money",
     "parse_time",
     "read_purchases_csv",
@@ -61,8 +61,8 @@ _TOO_LARGE = Decimal(10) ** 18  # minor units; the events' own limit is 10^12
 
 
 @dataclass(frozen=True, slots=True)
-class CsvLineError:
-    """A row that could not be used: its 1-based line number and why."""
+class LineError:
+    """An input line that could not be used: its 1-based line number and why."""
 
     line: int
     message: str
@@ -255,8 +255,8 @@ class _Columns:
         return _minor(price * quantity * 100, self.unit_price, raw), items
 
 
-def _readable(reader: csv.DictReader[str], errors: list[Any],
-              error_type: type) -> Iterator[dict[str, Any]]:
+def _readable(reader: csv.DictReader[str],
+              errors: list[LineError]) -> Iterator[dict[str, Any]]:
     """The reader's rows; a row the csv module cannot parse (a field beyond its size limit,
     a NUL byte) is reported and skipped."""
     while True:
@@ -265,9 +265,9 @@ def _readable(reader: csv.DictReader[str], errors: list[Any],
         except StopIteration:
             return
         except csv.Error as exc:
-            errors.append(error_type(reader.line_num + 1,
-                                     f"unreadable CSV row (after line {reader.line_num}): "
-                                     f"{exc}"))
+            errors.append(LineError(reader.line_num + 1,
+                                    f"unreadable CSV row (after line {reader.line_num}): "
+                                    f"{exc}"))
 
 
 def _sniff(sample: str) -> str:
@@ -278,11 +278,9 @@ def _sniff(sample: str) -> str:
 
 
 def read_purchases_csv(lines: Iterable[str], currency: str,
-                       errors: list[Any], *, error_type: type = CsvLineError,
-                       ) -> Iterator[tuple[str, dict[str, Any]]]:
+                       errors: list[LineError]) -> Iterator[tuple[str, dict[str, Any]]]:
     """``Purchase`` records from the lines of a CSV export, one per order, in the order of
-    each order's first row. Unusable rows are appended to ``errors`` as
-    ``error_type(line, message)``."""
+    each order's first row. Unusable rows are appended to ``errors``."""
     it = iter(lines)
     head: list[str] = []
     for text in it:
@@ -299,10 +297,10 @@ def read_purchases_csv(lines: Iterable[str], currency: str,
     header = [h or "" for h in (reader.fieldnames or [])]
     columns = _Columns.of(header)
     if isinstance(columns, str):
-        errors.append(error_type(1, columns))
+        errors.append(LineError(1, columns))
         return
     rows: list[tuple[int, str, str, int, int, str]] = []
-    for row in _readable(reader, errors, error_type):
+    for row in _readable(reader, errors):
         line = reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
@@ -315,7 +313,7 @@ def read_purchases_csv(lines: Iterable[str], currency: str,
                 raise ValueError(f"{columns.time}: empty")
             amount, items = columns.amount_and_items(row)
         except ValueError as exc:
-            errors.append(error_type(line, str(exc)))
+            errors.append(LineError(line, str(exc)))
             continue
         order = (row.get(columns.order) or "").strip() if columns.order else ""
         rows.append((line, customer, stamp, amount, items, order))
@@ -326,7 +324,7 @@ def read_purchases_csv(lines: Iterable[str], currency: str,
         try:
             occurred_at = parse_time(stamp, day_first=day_first)
         except ValueError as exc:
-            errors.append(error_type(line, f"{columns.time}: {exc}"))
+            errors.append(LineError(line, f"{columns.time}: {exc}"))
             continue
         if not order:
             singles.append(_Order(line, customer, occurred_at, "", amount, items))

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.backtest import read_events
-from streams.purchases_csv import CsvLineError, parse_money, parse_time, read_purchases_csv
+from streams.purchases_csv import LineError, parse_money, parse_time, read_purchases_csv
 
 
-def read(text: str, currency: str = "EUR") -> tuple[list[dict], list[CsvLineError]]:
-    errors: list[CsvLineError] = []
+def read(text: str, currency: str = "EUR") -> tuple[list[dict], list[LineError]]:
+    errors: list[LineError] = []
     records = list(read_purchases_csv(text.splitlines(keepends=True), currency, errors))
     assert all(name == "Purchase" for name, _ in records)
     return [r for _, r in records], errors
