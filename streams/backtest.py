@@ -180,9 +180,8 @@ def read_events(path: Path, *, currency: str = "EUR", lazy: bool = False,
     ``lazy``, a JSON Lines history is a :class:`JsonlHistory` (records parsed as they are
     read, a small index in memory); otherwise, and for a CSV, a list."""
     errors: list[LineError] = []
-    if _is_jsonl(path):
-        history = JsonlHistory.read(path, errors)
-        return (history if lazy else list(history)), errors
+    if lazy and _is_jsonl(path):
+        return JsonlHistory.read(path, errors), errors
     records = list(load_events(path, currency=currency, errors=errors))
     records.sort(key=lambda r: r[1]["occurred_at"])
     return records, errors
