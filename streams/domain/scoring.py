@@ -523,8 +523,8 @@ def steady_until(
     stretch of its curve (before its first point, past its last, or between two points of
     equal value) and no tenure threshold (a profile's ``when_tenure_below_d``, a measure's
     ``min_tenure_d``) is crossed."""
-    plan = config.plan(profile if profile is not None else
-                       config.profile_for(segment, tenure_d))
+    name = profile if profile is not None else config.profile_for(segment, tenure_d)
+    plan = config.plan(name)
     until = math.inf
     seg = None
     for mplan in plan.elapsed:
@@ -547,10 +547,9 @@ def steady_until(
                 return now_d
             end = xs[i]
         until = min(until, base + end * per)
-    if tenure_d is not None:
-        threshold = next((t for t in plan.tenures if tenure_d < t), None)
-        if threshold is not None:
-            until = min(until, now_d + threshold - tenure_d)
+    threshold = next_tenure_d(config, name, tenure_d)
+    if threshold is not None and tenure_d is not None:
+        until = min(until, now_d + threshold - tenure_d)
     return max(until, now_d)
 
 
