@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from streams.settings import Settings
-from streams.topics import delete_topics
+from streams.topics import delete_topics, ensure_topics
 from tests.integration.workers import WorkerProcess
 
 
@@ -23,6 +23,18 @@ def make_settings(
     def factory(**overrides: Any) -> Settings:
         overrides.setdefault("kafka_bootstrap", kafka_bootstrap)
         return make_settings(**overrides)
+
+    return factory
+
+
+@pytest.fixture
+def event_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Settings for a worker replaying on the event clock, with its topics created."""
+
+    def factory(**overrides: Any) -> Settings:
+        settings = make_settings(clock="event", **overrides)
+        ensure_topics(settings)
+        return settings
 
     return factory
 

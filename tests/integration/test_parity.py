@@ -14,7 +14,6 @@ from streams.codec import build_codec
 from streams.kafka_io import collect
 from streams.settings import TOPIC_AT_RISK, Settings
 from streams.simulator import SimulationConfig, simulate, write_jsonl
-from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +21,8 @@ FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Settings:
-    s = make_settings(kafka_bootstrap=kafka_bootstrap, clock="event",
-                      lapse_check_interval_s=1.0, gauges_interval_s=5.0)
-    ensure_topics(s)
-    return s
+def settings(event_settings: Callable[..., Settings]) -> Settings:
+    return event_settings(lapse_check_interval_s=1.0, gauges_interval_s=5.0)
 
 
 def test_worker_and_backtest_raise_the_same_at_risk_alerts(settings, worker, tmp_path: Path):

@@ -19,7 +19,6 @@ from streams.settings import (
     TOPIC_RECOVERED,
     Settings,
 )
-from streams.topics import ensure_topics
 from tests.integration.workers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -52,12 +51,9 @@ def login(customer: str, n: int, day: float) -> tuple[str, dict]:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Settings:
+def settings(event_settings: Callable[..., Settings]) -> Settings:
     # no silence ticks here: these tests pin the exact order of evaluations
-    s = make_settings(kafka_bootstrap=kafka_bootstrap, clock="event",
-                      lapse_check_interval_s=3600, gauges_interval_s=0.5)
-    ensure_topics(s)
-    return s
+    return event_settings(lapse_check_interval_s=3600, gauges_interval_s=0.5)
 
 
 def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, worker):

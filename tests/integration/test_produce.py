@@ -15,7 +15,6 @@ from streams.cli import app
 from streams.codec import build_codec
 from streams.kafka_io import collect
 from streams.settings import TOPIC_AT_RISK, TOPIC_HEALTH, Settings
-from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +22,10 @@ T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Settings:
+def settings(event_settings: Callable[..., Settings]) -> Settings:
     # a generous lateness: the two customers' partitions may be read unevenly
-    s = make_settings(kafka_bootstrap=kafka_bootstrap, clock="event",
-                      allowed_lateness_s=10 * 86400, lapse_check_interval_s=1.0,
-                      gauges_interval_s=5.0)
-    ensure_topics(s)
-    return s
+    return event_settings(allowed_lateness_s=10 * 86400, lapse_check_interval_s=1.0,
+                          gauges_interval_s=5.0)
 
 
 def shop_export(path: Path) -> None:

@@ -26,7 +26,6 @@ from streams.codec import build_codec
 from streams.kafka_io import produce_raw, produce_records
 from streams.processes import stop_process
 from streams.settings import TOPIC_PURCHASES, Settings
-from streams.topics import ensure_topics
 from tests.conftest import free_port
 from tests.integration.workers import WorkerProcess, wait_for
 
@@ -179,10 +178,9 @@ def prometheus_binary() -> str:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings],
+def settings(event_settings: Callable[..., Settings],
              drop_topics: Callable[[Settings], None]) -> Settings:
-    s = make_settings(kafka_bootstrap=kafka_bootstrap, clock="event", gauges_interval_s=0.5)
-    ensure_topics(s)
+    s = event_settings(gauges_interval_s=0.5)
     drop_topics(s)
     return s
 
