@@ -33,6 +33,7 @@ Bootstrap = Annotated[str | None, typer.Option(
     "--bootstrap", help="Kafka bootstrap servers (overrides CHURN_KAFKA_BOOTSTRAP).")]
 Prefix = Annotated[str | None, typer.Option(
     "--topic-prefix", help="Topic name prefix (overrides CHURN_TOPIC_PREFIX).")]
+Currency = Annotated[str, typer.Option(help="Currency of a CSV's amounts (ISO 4217 code).")]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -159,7 +160,7 @@ def produce_scenario(
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     console = Console(stderr=True)
     try:
-        count = produce_paced(settings, build_codec(settings), list(records), pace=pace,
+        count = produce_paced(settings, build_codec(settings), records, pace=pace,
                               console=console)
     except DeliveryError as exc:
         raise _fail(str(exc)) from exc
@@ -278,8 +279,7 @@ def produce(
     events: Annotated[Path, typer.Option(
         exists=True, dir_okay=False, help="A history: JSON Lines (docs/events.md) or a CSV "
         "of purchases (docs/backtest.md), as churnwatch backtest reads it.")],
-    currency: Annotated[str, typer.Option(
-        help="Currency of a CSV's amounts (ISO 4217 code).")] = "EUR",
+    currency: Currency = "EUR",
     pace: Annotated[float, typer.Option(
         min=0, help="Days of event time per second; 0 produces as fast as possible.")]
     = 7.0,
@@ -355,8 +355,7 @@ def backtest(
         "event.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for report.json, customers.csv and "
                                       "the plots.")] = Path("backtest-out"),
-    currency: Annotated[str, typer.Option(
-        help="Currency of a CSV's amounts (ISO 4217 code).")] = "EUR",
+    currency: Currency = "EUR",
 ) -> None:
     """Replay a history in event-time order through the workers' own code, in process
     (no broker), and report how early and how well churnwatch warns (docs/backtest.md)."""
