@@ -130,9 +130,15 @@ class PurchaseState:
     def signals(self) -> dict[str, float]:
         if self.last_ms is None or self.first_day is None:
             return {}
+        last_day = day_of_ms(self.last_ms)
         out: dict[str, float] = {
             "purchase.last_at_d": self.last_ms / DAY_MS,
+            "purchase.first_at_d": float(self.first_day),
             "purchase.orders_total": float(self.orders),
+            "purchase.span_d": float(last_day - self.first_day),
+            "purchase.aov": self.spend_minor / self.orders if self.orders else 0.0,
+            # distinct purchase days in the 90 days up to the last one (rhythm keeps 16)
+            "purchase.days_90": float(sum(1 for d in self.rhythm if d > last_day - 90)),
         }
         stats = _gap_stats(self.rhythm)
         if stats is not None:
@@ -193,6 +199,7 @@ class EngagementState:
         first_week = self.first_day // 7
         out: dict[str, float] = {"engagement.last_at_d": self.last_ms / DAY_MS}
         active = self.buckets.active_days(ref - self.keep_weeks + 1, ref)
+        out["engagement.active_days"] = float(len(active))
         if len(active) >= 3:
             # the mean of the gaps between consecutive active days telescopes to this
             out["engagement.gap_mean_d"] = (active[-1] - active[0]) / (len(active) - 1)

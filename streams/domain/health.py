@@ -16,6 +16,7 @@ from streams.domain.buckets import DAY_MS, from_ms
 from streams.domain.features import ProfileState
 from streams.domain.scoring import (
     Contribution,
+    Measure,
     Score,
     ScoringConfig,
     compute_score,
@@ -26,6 +27,19 @@ from streams.domain.scoring import (
 )
 
 AT_RISK_RULE = "health_at_risk"
+#: Signal names stored as their index here (a short key) in the health table. Append
+#: only: the index is what a stored state holds. Other names are stored as they are.
+STORED_SIGNALS = (
+    "purchase.last_at_d", "purchase.orders_total", "purchase.gap_mean_d",
+    "purchase.gap_std_d", "purchase.orders_28d", "purchase.spend_28d",
+    "purchase.freq_trend", "purchase.spend_trend", "engagement.last_at_d",
+    "engagement.gap_mean_d", "engagement.weeks_active_4", "engagement.trend",
+    "support.open_tickets", "support.tickets_28d", "support.sentiment_28d",
+    "support.negative_28d", "support.csat", "support.nps", "profile.products",
+    "profile.signup_d", "profile.referrals", "purchase.first_at_d", "purchase.span_d",
+    "purchase.aov", "purchase.days_90", "engagement.active_days",
+)
+_CODE = {name: str(i) for i, name in enumerate(STORED_SIGNALS)}
 MAX_REASONS = 5
 Output = tuple[str, dict[str, Any]]
 
@@ -69,7 +83,8 @@ class CustomerHealth:
         self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": {k: round(v, 5) for k, v in self.signals.items()}, "f": self.first_ms,
+        return {"s": {_CODE.get(k, k): round(v, 5) for k, v in self.signals.items()},
+                "f": self.first_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
                 "e": list(self.ema) if self.ema else None, "c": self.champion,
@@ -77,7 +92,9 @@ class CustomerHealth:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
-        return cls(dict(data["s"]), data.get("f"), data["a"],
+        signals = {STORED_SIGNALS[int(k)] if k.isdigit() else k: v
+                   for k, v in data["s"].items()}
+        return cls(signals, data.get("f"), data["a"],
                    data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
                    int(data.get("q", 0)),
                    (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
@@ -97,11 +114,21 @@ def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) 
         return (f"{config.describe(c.measure).text} ({c.signal} points {c.value:.0f} "
                 f"< {group.critical_below:g}: score held at {group.critical_cap:g})")
     measure = config.measures[c.measure]
-    detail = (f"{c.value:.1f}x the usual gap" if measure.kind == "elapsed"
-              else f"{measure.signal} = {c.value:g}")
+    detail = _detail(config, measure, c.value)
     if capped_by is not None and c.points < interpolate(measure.curve, c.value):
         detail += f", capped by {capped_by}"
     return f"{measure.text} ({detail})"
+
+
+def _detail(config: ScoringConfig, measure: Measure, value: float) -> str:
+    """The measure's value in words."""
+    if measure.kind == "elapsed":
+        return f"{value:.1f}x the usual gap"
+    if measure.kind == "age":
+        return f"{value:.0f} days"
+    if measure.kind == "btyd":
+        return f"{value:.2f} purchases expected in {config.btyd.horizon_d:g} days"
+    return f"{measure.signal} = {value:g}"
 
 
 def _capping(config: ScoringConfig) -> dict[str, str]:
@@ -338,7 +365,7 @@ def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, s
     # guess the check from how fast the score falls, make sure nothing happens before it,
     # and bisect when something does: a falling score makes "changes" false up to some
     # check and true from there on. The check at the guess runs as a real one.
-    rate = fall_per_day(config, score, health.signals, segment)
+    rate = fall_per_day(config, score, health.signals, segment, at_ms / DAY_MS)
     if rate is None:
         return 1
     fall = rate * step / DAY_MS

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from streams.domain.btyd import BgNbd
+
 BANDS = ("healthy", "watch", "at_risk")
 
 
@@ -53,7 +55,11 @@ class Measure(_Strict):
     """One scored measure, read from a signal."""
 
     signal: str
-    kind: Literal["value", "elapsed"] = "value"
+    #: value: the signal itself; elapsed: the time since the signal's moment over the
+    #: customer's own gap; age: the time since the signal's moment, in days; btyd: the
+    #: purchases the BG/NBD model of ``[btyd]`` expects in its horizon (the signal is the
+    #: order count; the first and last purchase times come from their own signals)
+    kind: Literal["value", "elapsed", "age", "btyd"] = "value"
     #: for kind=elapsed: the signal giving the customer's own expected gap in days
     per: str | None = None
     #: for kind=elapsed: added to ``per`` as ``spread_k`` times this signal (its spread)
@@ -81,6 +87,21 @@ class Measure(_Strict):
         if self.kind == "elapsed" and not (self.per or self.per_default):
             raise ValueError("an elapsed measure needs 'per' or 'per_default'")
         return self
+
+    @property
+    def moves_with_time(self) -> bool:
+        """Whether the measure's value changes as time passes with no new signal."""
+        return self.kind != "value"
+
+    @property
+    def falls_with_time(self) -> bool:
+        """Whether its points can only fall as time passes: the value grows with time
+        (elapsed, age) on a non-increasing curve, or shrinks (btyd) on a non-decreasing one."""
+        ys = [y for _, y in self.curve]
+        pairs = list(zip(ys, ys[1:], strict=False))
+        if self.kind == "btyd":
+            return all(a <= b for a, b in pairs)
+        return all(a >= b for a, b in pairs)
 
 
 class Group(_Strict):
@@ -154,6 +175,42 @@ class Lapse(_Strict):
     max_quiet_d: float = Field(28.0, gt=0)
 
 
+class Btyd(_Strict):
+    """BG/NBD population parameters for measures of kind ``btyd`` (fitted by
+    ``churnwatch calibrate``; the packaged values are a prior for a retail business)."""
+
+    r: float = Field(0.25, gt=0, allow_inf_nan=False)
+    alpha: float = Field(30.0, gt=0, allow_inf_nan=False)
+    a: float = Field(1.5, gt=1, allow_inf_nan=False)
+    b: float = Field(3.0, gt=0, allow_inf_nan=False)
+    #: the purchases expected within this many days are the measure's value
+    horizon_d: float = Field(90.0, gt=0, allow_inf_nan=False)
+    first_signal: str = "purchase.first_at_d"
+    last_signal: str = "purchase.last_at_d"
+
+    def model(self) -> BgNbd:
+        return BgNbd(self.r, self.alpha, self.a, self.b)
+
+
+class Link(_Strict):
+    """A calibrated score: ``100 * P`` with ``P = 1 / (1 + exp(-(intercept + slope *
+    points / 100)))``, where ``points`` is the weighted points the measures give (0..100).
+    Each contribution is then scaled so that the contributions still add up to the score.
+    Written by ``churnwatch calibrate``; absent, the score is the points themselves."""
+
+    intercept: float = Field(allow_inf_nan=False)
+    slope: float = Field(gt=0, allow_inf_nan=False)
+    #: what P is the probability of, e.g. "active within 90 days" (for the docs and reports)
+    meaning: str = ""
+
+    def probability(self, points: float) -> float:
+        z = self.intercept + self.slope * points / 100.0
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+
 class ChampionRule(_Strict):
     signal: str
     at_least: float
@@ -219,6 +276,8 @@ class ScoringConfig(_Strict):
     lapse: Lapse = Lapse()
     champion: Champion = Champion()
     retention: ActivityRules = ActivityRules()
+    btyd: Btyd = Btyd()
+    link: Link | None = None
     _plans: dict[str, _ProfilePlan] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
@@ -389,10 +448,13 @@ class _GroupPlan:
 @dataclass(frozen=True, slots=True)
 class _ProfilePlan:
     groups: tuple[_GroupPlan, ...]
-    elapsed: tuple[_MeasurePlan, ...]  # the elapsed measures: all that time moves
+    elapsed: tuple[_MeasurePlan, ...]  # the measures that move with time (not ``value``)
     tenures: tuple[float, ...]  # tenure thresholds of the whole config, in days
-    #: every elapsed curve falls or stays flat: between updates the score never rises
+    #: every measure that moves with time can only lose points: between updates the score
+    #: never rises
     falling: bool = True
+    link: Link | None = None
+    btyd: Btyd | None = None
 
 
 def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
@@ -406,18 +468,18 @@ def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
                          _Curve.of(config.measures[mname].curve))
             for mname, mweight in group.measures.items() if mweight > 0)
         groups.append(_GroupPlan(gname, gweight, group, measures))
-    elapsed = tuple(m for g in groups for m in g.measures if m.measure.kind == "elapsed")
+    elapsed = tuple(m for g in groups for m in g.measures if m.measure.moves_with_time)
     tenures = {p.when_tenure_below_d for p in config.profiles.values()}
     tenures |= {m.min_tenure_d for m in config.measures.values()}
-    falling = all(a >= b for m in elapsed for a, b in zip(m.curve.ys, m.curve.ys[1:], strict=False))
+    falling = all(m.measure.falls_with_time for m in elapsed)
     return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)),
-                        falling)
+                        falling, config.link, config.btyd)
 
 
 def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
-                 segment: str) -> float | None:
+                 segment: str, now_d: float) -> float | None:
     """How many points a day the score is falling now, from the slopes of the curves its
-    elapsed measures are on (caps ignored): an estimate, to guess when it next matters.
+    time-moving measures are on (caps ignored): an estimate, to guess when it next matters.
     None while one of them is not yet past its first point: a customer still inside one
     of its usual gaps is likely to send an event before any guess comes due."""
     plan = config.plan(score.profile)
@@ -428,6 +490,11 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
         if mplan is None or c.weight <= 0:
             continue
         xs, ys = mplan.curve.xs, mplan.curve.ys
+        if mplan.measure.kind == "btyd":
+            later = btyd_value(config.btyd, signals, now_d + 1.0)
+            if later is not None:
+                rate += c.weight * (mplan.curve(c.value) - mplan.curve(later))
+            continue
         if c.value < xs[0]:
             return None
         if c.value >= xs[-1]:
@@ -435,6 +502,13 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
         i = bisect.bisect_right(xs, c.value)
         rate += (c.weight * (ys[i - 1] - ys[i]) / (xs[i] - xs[i - 1])
                  / expected_gap(mplan.measure, signals, seg))
+    link = plan.link
+    if link is not None:
+        # the weights carry score / points: back to points a day, then through the link
+        if score.points <= 0:
+            return None
+        p = score.score / 100.0
+        rate *= score.points / score.score * link.slope * p * (1.0 - p) if p > 0 else 0.0
     return rate
 
 
@@ -474,11 +548,14 @@ class Score:
     profile: str
     contributions: tuple[Contribution, ...]
     config_version: str
+    #: the measures' weighted points before a calibrated link (equal to ``score`` without
+    #: one, critical caps aside)
+    points: float = 0.0
 
 
 def measure_value(
     measure: Measure, signals: dict[str, float], now_d: float, segment: Segment,
-    tenure_d: float | None = None,
+    tenure_d: float | None = None, btyd: Btyd | None = None,
 ) -> float | None:
     """The measure's value for these signals at day ``now_d``, or None if unavailable."""
     base = signals.get(measure.signal)
@@ -486,14 +563,33 @@ def measure_value(
         return None
     if measure.min_tenure_d is not None and (tenure_d is None or tenure_d < measure.min_tenure_d):
         return None
-    if measure.kind == "value":
+    kind = measure.kind
+    if kind == "value":
         return base
+    if kind == "btyd":
+        return btyd_value(btyd if btyd is not None else Btyd(), signals, now_d)
     return max(0.0, now_d - base) / expected_gap(measure, signals, segment)
+
+
+def btyd_value(btyd: Btyd, signals: dict[str, float], now_d: float) -> float | None:
+    """Purchases the BG/NBD model expects in ``btyd.horizon_d`` days from ``now_d``, from
+    the order count and the first and last purchase times; None without them."""
+    orders = signals.get("purchase.orders_total")
+    first = signals.get(btyd.first_signal)
+    last = signals.get(btyd.last_signal)
+    if orders is None or first is None or last is None:
+        return None
+    big_t = max(0.0, now_d - first)
+    t_x = min(max(0.0, last - first), big_t)
+    return btyd.model().expected(max(0.0, orders - 1.0), t_x, big_t, btyd.horizon_d)
 
 
 def expected_gap(measure: Measure, signals: dict[str, float], segment: Segment) -> float:
     """The days an elapsed measure divides the time since its signal by: the customer's
-    own gap (plus ``spread_k`` spreads), else the segment norm, never below ``per_min_d``."""
+    own gap (plus ``spread_k`` spreads), else the segment norm, never below ``per_min_d``;
+    1 for an ``age`` measure (plain days)."""
+    if measure.kind == "age":
+        return 1.0
     per = signals.get(measure.per) if measure.per else None
     if per is not None and measure.spread:
         per += measure.spread_k * signals.get(measure.spread, 0.0)
@@ -532,6 +628,8 @@ def steady_until(
         base = signals.get(measure.signal)
         if base is None:
             continue
+        if measure.kind == "btyd":
+            return now_d  # expected purchases shrink continuously with time
         if seg is None:
             seg = config.segment(segment)
         per = expected_gap(measure, signals, seg)
@@ -573,8 +671,8 @@ def compute_score(
             value = signals.get(measure.signal)
             if value is None:
                 continue
-            if measure.kind == "elapsed" or measure.min_tenure_d is not None:
-                value = measure_value(measure, signals, now_d, seg, tenure_d)
+            if measure.kind != "value" or measure.min_tenure_d is not None:
+                value = measure_value(measure, signals, now_d, seg, tenure_d, config.btyd)
                 if value is None:
                     continue
             found.append((mplan, value))
@@ -610,7 +708,11 @@ def compute_score(
         group_points /= total_measure
         if group.critical_below is not None and group_points < group.critical_below:
             critical.append((gplan.name, group_points))
-    score = min(100.0, max(0.0, sum(c.points * c.weight for c in contributions)))
+    points = min(100.0, max(0.0, sum(c.points * c.weight for c in contributions)))
+    score = points
+    if config.link is not None:
+        score = 100.0 * config.link.probability(points)
+        contributions = _scaled(contributions, score, points)
     for gname, group_points in critical:
         cap_at = config.groups[gname].critical_cap
         if score > cap_at:
@@ -620,4 +722,16 @@ def compute_score(
             score = cap_at
     score = round(score, 2)
     return Score(score, config.band(score), profile_name, tuple(contributions),
-                 config.version)
+                 config.version, points)
+
+
+def _scaled(contributions: list[Contribution], score: float,
+            points: float) -> list[Contribution]:
+    """Contributions that add up to a calibrated ``score`` instead of to ``points``: each
+    weight scaled by score / points (so the reasons keep their order); when no measure
+    gave any point, the score is shared by weight."""
+    if points > 0:
+        k = score / points
+        return [c._replace(weight=c.weight * k) for c in contributions]
+    total = sum(c.weight for c in contributions) or 1.0
+    return [c._replace(adjustment=score * c.weight / total) for c in contributions]
