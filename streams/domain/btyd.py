@@ -20,7 +20,8 @@ _SERIES_MAX_TERMS = 2000
 
 @dataclass(frozen=True, slots=True)
 class BgNbd:
-    """Population parameters (all > 0; ``a`` > 1 for a finite expectation)."""
+    """Population parameters, all > 0 (``a`` = 1 exactly is nudged: the expectation's
+    formula has its limit there, not its value)."""
 
     r: float
     alpha: float
@@ -45,8 +46,10 @@ class BgNbd:
     def expected(self, x: float, t_x: float, big_t: float, horizon: float) -> float:
         """Expected purchases in the next ``horizon`` days (conditional expectation)."""
         a, b, r, alpha = self.a, self.b, self.r, self.alpha
-        if horizon <= 0 or a <= 1:
+        if horizon <= 0:
             return 0.0
+        if abs(a - 1.0) < 1e-6:
+            a = 1.0 + 1e-6
         z = horizon / (alpha + big_t + horizon)
         hyp = _hyp2f1(r + x, b + x, a + b + x - 1, z)
         ratio = math.exp((r + x) * (math.log(alpha + big_t)

@@ -181,7 +181,7 @@ class Btyd(_Strict):
 
     r: float = Field(0.25, gt=0, allow_inf_nan=False)
     alpha: float = Field(30.0, gt=0, allow_inf_nan=False)
-    a: float = Field(1.5, gt=1, allow_inf_nan=False)
+    a: float = Field(0.8, gt=0, allow_inf_nan=False)
     b: float = Field(3.0, gt=0, allow_inf_nan=False)
     #: the purchases expected within this many days are the measure's value
     horizon_d: float = Field(90.0, gt=0, allow_inf_nan=False)

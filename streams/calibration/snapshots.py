@@ -1,0 +1,118 @@
+"""Signals of every customer at cutoffs, from a replay through the workers' own code.
+
+:class:`SignalReplay` is the in-process pipeline (:class:`streams.replay.LocalPipeline`:
+the same parsing, time checks, de-duplication and feature states as a worker) with the
+scoring left out: each feature update only merges its signals into the customer's health,
+as the scorer would before it scores. At each cutoff a copy of every customer's signals is
+kept; the label is whether the customer was active (a purchase or an engagement) within
+the horizon after the cutoff.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from streams.domain.buckets import DAY_MS, to_ms
+from streams.domain.features import ProfileState, finite, loads
+from streams.domain.health import CustomerHealth, Output
+from streams.replay import LocalPipeline
+
+#: Records that make a customer count as active (``[retention]`` of the scoring config).
+ACTIVITY_TYPES = frozenset({"Purchase", "Engagement"})
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One customer's signals as of a cutoff, and what it did after."""
+
+    customer_id: str
+    cutoff_d: float  # days since the epoch
+    signals: dict[str, float]
+    segment: str
+    tenure_d: float | None
+    active_after: bool  # active within the horizon after the cutoff
+
+    @property
+    def left(self) -> bool:
+        return not self.active_after
+
+
+class SignalReplay(LocalPipeline):
+    """The pipeline's feature steps, with the signals merged but not scored."""
+
+    def _score(self, update: dict[str, Any]) -> list[Output]:
+        customer = update["customer_id"]
+        health = self.health.get(customer)
+        if health is None:
+            health = self.health[customer] = CustomerHealth()
+        health.update_signals(update["family"], to_ms(update["occurred_at"]),
+                              finite(dict(update["signals"])))
+        profile = update.get("profile")
+        if profile is not None:
+            health.profile = ProfileState.from_json(loads(profile.encode()), 0)
+        return []
+
+
+def monthly_cutoffs(start: datetime, end: datetime, *, every: timedelta,
+                    warm_up: timedelta) -> list[datetime]:
+    """Cutoffs every ``every`` from ``start + warm_up`` up to ``end`` (inclusive)."""
+    cutoffs = []
+    at = start + warm_up
+    while at <= end:
+        cutoffs.append(at)
+        at += every
+    return cutoffs
+
+
+def take_snapshots(replay: SignalReplay, records: Iterable[tuple[str, dict[str, Any]]],
+                   cutoffs: Sequence[datetime], horizon: timedelta) -> list[Snapshot]:
+    """Replay ``records`` (sorted by event time), keep every customer's signals at each
+    cutoff, and label each snapshot by activity within ``horizon`` after its cutoff."""
+    cutoffs = sorted(cutoffs)
+    if not cutoffs:
+        return []
+    taken: list[list[tuple[str, dict[str, float], str, float | None]]] = []
+    active: list[set[str]] = [set() for _ in cutoffs]
+    end = cutoffs[-1] + horizon
+    for type_name, record in records:
+        at: datetime = record["occurred_at"]
+        while len(taken) < len(cutoffs) and at > cutoffs[len(taken)]:
+            taken.append(_signals_now(replay, cutoffs[len(taken)]))
+        if at > end:
+            break
+        customer = record.get("customer_id")
+        if type_name in ACTIVITY_TYPES and isinstance(customer, str):
+            # the cutoffs c with c < at <= c + horizon
+            for i in range(bisect_left(cutoffs, at - horizon), bisect_right(cutoffs, at)):
+                if cutoffs[i] < at:
+                    active[i].add(customer)
+        if len(taken) < len(cutoffs):
+            replay.process(type_name, record)
+    while len(taken) < len(cutoffs):
+        taken.append(_signals_now(replay, cutoffs[len(taken)]))
+    snapshots: list[Snapshot] = []
+    for cutoff, rows, came in zip(cutoffs, taken, active, strict=True):
+        cutoff_d = to_ms(cutoff) / DAY_MS
+        snapshots.extend(Snapshot(customer, cutoff_d, signals, segment, tenure,
+                                  customer in came)
+                         for customer, signals, segment, tenure in rows)
+    return snapshots
+
+
+def _signals_now(replay: SignalReplay,
+                 cutoff: datetime) -> list[tuple[str, dict[str, float], str, float | None]]:
+    now_ms = to_ms(cutoff)
+    rows = []
+    for customer, health in replay.health.items():
+        if not health.signals:
+            continue
+        profile = health.profile
+        segment = profile.segment if profile is not None else "default"
+        tenure = (None if profile is None or profile.signup_ms is None
+                  else (now_ms - profile.signup_ms) / DAY_MS)
+        rows.append((customer, dict(health.signals), segment, tenure))
+    return rows
