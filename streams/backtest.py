@@ -17,7 +17,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
@@ -27,9 +27,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streams.codec import RecordError, from_json_line
+from streams.domain.buckets import DAY_MS, to_ms
 from streams.domain.events import Rejection
-from streams.domain.health import Output
+from streams.domain.health import Output, tenure_days
+from streams.domain.scoring import compute_score
 from streams.purchases_csv import LineError, parse_time, read_purchases_csv
+from streams.ranking import CutoffRanking
 from streams.replay import LocalPipeline
 from streams.settings import Settings
 
@@ -258,6 +261,8 @@ class BacktestResult:
     #: engagement after it, and the time of the last one (the holdout; None otherwise)
     came_back: set[str] | None = None
     after_last: datetime | None = None
+    #: ranking at monthly cutoffs (:meth:`streams.ranking.CutoffRanking.report`)
+    ranking: dict[str, Any] | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -388,13 +393,18 @@ def run_backtest(
     rejected = pipeline.rejections
     came_back: set[str] = set()
     after_last: datetime | None = None
+    ranking = CutoffRanking(pipeline.scoring, horizon)
+    plausible = pipeline.latest_plausible()
     for type_name, record in records:
         at: datetime = record["occurred_at"]
+        ranking.see(type_name, record)
         if until is not None and at > until:
             if type_name in ACTIVITY_TYPES and isinstance(record.get("customer_id"), str):
                 came_back.add(record["customer_id"])
                 after_last = at if after_last is None else max(after_last, at)
             continue
+        if at <= plausible:  # a record the time checks will refuse moves no cutoff
+            ranking.before(at, pipeline.health)
         before = len(rejected)
         outputs = process(type_name, record)
         if outputs:
@@ -416,6 +426,8 @@ def run_backtest(
         add(pipeline.tick(final))
     alerts = fold.alerts()
     finals = fold.finals(customers)
+    if final is not None:
+        finals = _scored_at(finals, pipeline, final)
     elapsed = time.perf_counter() - began
     if progress is not None:
         progress(count)
@@ -429,7 +441,27 @@ def run_backtest(
         lowest_scores=fold.lowest,
         truth=dict(truth) if truth is not None else None, horizon=horizon,
         outputs=fold.sorted_outputs(),
-        came_back=came_back if after_last is not None else None, after_last=after_last)
+        came_back=came_back if after_last is not None else None, after_last=after_last,
+        ranking=ranking.report())
+
+
+def _scored_at(finals: dict[str, CustomerFinal], pipeline: LocalPipeline,
+               at: datetime) -> dict[str, CustomerFinal]:
+    """Every customer's score and band exactly as of ``at`` (a published score can lag
+    the current one by up to the publishing step)."""
+    now_ms = to_ms(at)
+    out = dict(finals)
+    for customer, health in pipeline.health.items():
+        final = out.get(customer)
+        if final is None:
+            continue
+        profile = health.profile
+        score = compute_score(pipeline.scoring, health.signals, now_d=now_ms / DAY_MS,
+                              segment=profile.segment if profile is not None else "default",
+                              tenure_d=tenure_days(profile, now_ms))
+        if score is not None:
+            out[customer] = replace(final, score=score.score, band=score.band)
+    return out
 
 
 # --------------------------------------------------------------------------- metrics
@@ -466,16 +498,22 @@ class Confusion:
 
     @property
     def precision(self) -> float | None:
-        """Alerted customers who did churn: an alert that came after the churn date still
-        points at a customer who left (the silence play), so it is no false alarm."""
-        if not self.alerted:
-            return None
-        return len(self.alerted & self.churned) / len(self.alerted)
+        """The headline precision: alerted customers warned inside their window before
+        they churned (:attr:`precision_before_churn`)."""
+        return self.precision_before_churn
 
     @property
     def precision_before_churn(self) -> float | None:
-        """The stricter figure: alerted customers warned inside their window."""
+        """Alerted customers warned inside their window, before the churn date."""
         return len(self.warned) / len(self.alerted) if self.alerted else None
+
+    @property
+    def precision_incl_late_alerts(self) -> float | None:
+        """The lenient figure: alerted customers who churned at any time, an alert that
+        came after the churn date included (it still points at a customer who left)."""
+        if not self.alerted:
+            return None
+        return len(self.alerted & self.churned) / len(self.alerted)
 
     @property
     def recall(self) -> float | None:
@@ -663,6 +701,7 @@ def report_dict(result: BacktestResult) -> dict[str, Any]:
         "truth": None,
     }
     report["after_until"] = _holdout(result)
+    report["ranking"] = result.ranking
     if result.truth is not None:
         truth = result.truth
         confusion = classify(starts, truth, result.horizon)
@@ -676,6 +715,7 @@ def report_dict(result: BacktestResult) -> dict[str, Any]:
             "not_in_replay": sum(1 for c in truth if c not in result.customers),
             "precision": _round(confusion.precision),
             "precision_before_churn": _round(confusion.precision_before_churn),
+            "precision_incl_late_alerts": _round(confusion.precision_incl_late_alerts),
             "recall": _round(confusion.recall),
             "f1": _round(confusion.f1),
             "lead_time_days": {k: _round(v, 2) for k, v in lead.items()},
@@ -709,7 +749,7 @@ def _holdout(result: BacktestResult) -> dict[str, Any] | None:
     }
 
 
-def _png_backend() -> Any:
+def png_backend() -> Any:
     import matplotlib  # noqa: PLC0415 - only the report needs it, and only here
 
     matplotlib.use("Agg")
@@ -719,7 +759,7 @@ def _png_backend() -> Any:
 
 
 def _plot_precision_recall(result: BacktestResult, path: Path) -> None:
-    plt = _png_backend()
+    plt = png_backend()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if result.truth:
         curve = threshold_curve(result.lowest_scores, result.truth,
@@ -743,7 +783,7 @@ def _plot_precision_recall(result: BacktestResult, path: Path) -> None:
 
 
 def _plot_lead_times(result: BacktestResult, path: Path) -> None:
-    plt = _png_backend()
+    plt = png_backend()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     lead: tuple[float, ...] = ()
     if result.truth:
@@ -816,7 +856,8 @@ def summary_table(result: BacktestResult) -> Table:
     table.add_row("customers alerted", f"{counts['customers_alerted']:,}")
     truth = report["truth"]
     if truth is not None:
-        table.add_row("precision", _fmt(truth["precision"]))
+        table.add_row("precision (warned before churning)", _fmt(truth["precision"]))
+        table.add_row("precision incl. late alerts", _fmt(truth["precision_incl_late_alerts"]))
         table.add_row("recall", _fmt(truth["recall"]))
         table.add_row("F1", _fmt(truth["f1"]))
         lead = truth["lead_time_days"]
@@ -829,6 +870,14 @@ def summary_table(result: BacktestResult) -> Table:
         table.add_row(f"came back in the {holdout['days']:g} d after until",
                       ", ".join(f"{band} {v['share']:.0%} of {v['customers']:,}"
                                 for band, v in holdout["by_band"].items()))
+    ranking = report["ranking"]
+    if ranking is not None:
+        overall = ranking["overall"]
+        table.add_row(f"ranking AUC, left within {ranking['horizon_days']:g} d "
+                      f"({len(ranking['cutoffs'])} cutoffs)",
+                      f"{_fmt(overall['auc'])} (days since last activity "
+                      f"{_fmt(overall['baseline_days_since_auc'])})")
+        table.add_row("precision in the riskiest 10%", _fmt(overall["precision_top10"]))
     table.add_row("flapping rate", _fmt(report["flapping_rate"]))
     table.add_row("bands", ", ".join(f"{k} {v}" for k, v in sorted(report["bands"].items())))
     top = sorted(report["reasons"].items(), key=lambda kv: -kv[1])[:3]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -366,6 +366,43 @@ def backtest(
                            currency=currency)
     if result.events == 0:
         raise _fail(f"{events}: no usable records (see the lines above)")
+
+
+@app.command()
+def calibrate(
+    events: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="The business's history: JSON Lines "
+        "(docs/events.md) or a CSV of purchases.")],
+    until: Annotated[str, typer.Option(
+        help="Use the history up to this time (ISO date or datetime, UTC); nothing after "
+        "it is read.")],
+    horizon: Annotated[int, typer.Option(
+        min=7, help="Days: the score becomes 100 x P(active within this many days).")] = 90,
+    out: Annotated[Path, typer.Option(help="The scoring config to write (TOML).")]
+    = Path("calibrated.toml"),
+    report: Annotated[Path, typer.Option(
+        help="Directory for report.json, roc.png and reliability.png.")]
+    = Path("calibrate-report"),
+    every: Annotated[int, typer.Option(min=1, help="Days between cutoffs.")] = 30,
+    precision: Annotated[float | None, typer.Option(
+        min=0.05, max=0.99, help="Target precision of the at-risk rule: the share of "
+        "flagged customers who then leave (default: halfway between the share who leave "
+        "and 1, at least 0.6).")] = None,
+    currency: Currency = "EUR",
+) -> None:
+    """Fit the scoring config to a history: replay it through the workers' code, snapshot
+    every customer at cutoffs, fit a points scorecard to who was active within the horizon,
+    and check it on held-out cutoffs against simple baselines (docs/scoring.md)."""
+    from streams.calibration.run import CalibrationError, calibrate_main
+
+    as_of = _parse_time(until, "--until")
+    assert as_of is not None
+    try:
+        calibrate_main(events, as_of, timedelta(days=horizon), out, report,
+                       load_settings(clock="event"), Console(), every=timedelta(days=every),
+                       precision=precision, currency=currency)
+    except CalibrationError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()

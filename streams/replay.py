@@ -54,6 +54,10 @@ class LocalPipeline:
         self.due = DueIndex()
         self._wall_now = datetime.now(UTC)
 
+    def latest_plausible(self) -> datetime:
+        """The latest event time the time checks accept (later ones are in the future)."""
+        return self._wall_now + self.max_future
+
     @property
     def tables(self) -> dict[str, dict[bytes, bytes]]:
         """Every state table as a worker would hold it (customer id bytes -> JSON bytes)."""

@@ -36,9 +36,11 @@ from streams.domain.scoring import (
 
 #: Quantiles of a measure's values that become its knots (fewer when values repeat).
 KNOT_QUANTILES = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
-#: A monotone measure's curve goes on past the largest value seen, at the slope of its
-#: last interval, up to this many times that value: later cutoffs see longer silences than
-#: the fit did, and a flat end would rank them all alike.
+#: For a measure that grows with time, the last knot is this quantile and the curve goes
+#: on linearly past it (its last ramp is open): the tail's slope is fitted on the values
+#: beyond it, and later cutoffs see longer silences than the fit did.
+TIME_KNOT_QUANTILES = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.9)
+#: ... up to this many times the largest value seen (then flat, as every curve ends).
 EXTEND_BY = 4.0
 TIME_KINDS = frozenset({"age", "elapsed"})
 #: A measure present in fewer snapshots than this share is not fitted.
@@ -189,8 +191,8 @@ class Scorecard:
     measures: list[FittedMeasure]
 
 
-def _knots(values: np.ndarray) -> list[float]:
-    raw = np.quantile(values, KNOT_QUANTILES)
+def _knots(values: np.ndarray, quantiles: Sequence[float]) -> list[float]:
+    raw = np.quantile(values, quantiles)
     knots: list[float] = []
     for v in raw:
         v = float(f"{float(v):.4g}")
@@ -199,11 +201,15 @@ def _knots(values: np.ndarray) -> list[float]:
     return knots
 
 
-def _ramps(values: Sequence[float | None], knots: list[float]) -> np.ndarray:
+def _ramps(values: Sequence[float | None], knots: list[float], *,
+           open_end: bool = False) -> np.ndarray:
     x = np.array([math.nan if v is None else v for v in values], dtype=float)
     lo, hi = np.array(knots[:-1]), np.array(knots[1:])
+    top = np.ones(len(lo))
+    if open_end:
+        top[-1] = np.inf
     with np.errstate(invalid="ignore"):
-        out = np.clip((x[:, None] - lo) / (hi - lo), 0.0, 1.0)
+        out = np.clip((x[:, None] - lo) / (hi - lo), 0.0, top)
     return np.asarray(np.nan_to_num(out, nan=0.0), dtype=float)
 
 
@@ -230,11 +236,12 @@ def fit_scorecard(config: ScoringConfig, snapshots: Sequence[Snapshot],
         group_rows = sum(in_group[candidate.group])
         if len(present) < (1 - MAX_MISSING_IN_GROUP) * group_rows:
             continue
-        knots = _knots(present)
+        timed = candidate.spec.get("kind") in TIME_KINDS and candidate.monotone != 0
+        knots = _knots(present, TIME_KNOT_QUANTILES if timed else KNOT_QUANTILES)
         if len(knots) < 2:
             continue
         start = sum(c.shape[1] for c in columns)
-        ramps = _ramps(values, knots)
+        ramps = _ramps(values, knots, open_end=timed)
         missing = np.array([[1.0 if v is None else 0.0] for v in values])
         columns.extend([ramps, missing])
         sign = candidate.monotone
@@ -249,7 +256,8 @@ def fit_scorecard(config: ScoringConfig, snapshots: Sequence[Snapshot],
         if (measure.candidate.monotone and measure.candidate.spec.get("kind") in TIME_KINDS
                 and len(measure.knots) >= 2 and measure.knots[-1] > 0):
             k0, k1 = measure.knots[-2], measure.knots[-1]
-            far = float(f"{k1 * EXTEND_BY:.4g}")
+            largest = max(v for v in all_values[measure.candidate.name] if v is not None)
+            far = float(f"{max(k1, largest) * EXTEND_BY:.4g}")
             slope = (measure.values[-1] - measure.values[-2]) / (k1 - k0)
             measure.knots.append(far)
             measure.values.append(measure.values[-1] + slope * (far - k1))
@@ -358,3 +366,32 @@ def refit_link(config: ScoringConfig, snapshots: Sequence[Snapshot]) -> Link:
     intercept, slope = fit_link([p for p, _ in pairs], [a for _, a in pairs])
     meaning = config.link.meaning if config.link is not None else ""
     return Link(intercept=round(intercept, 6), slope=round(slope, 6), meaning=meaning)
+
+
+# ----------------------------------------------------------------------- baseline
+
+
+def rfm_features(snapshots: Sequence[Snapshot]) -> np.ndarray:
+    """Recency (days since the last purchase), log frequency and log average order value:
+    the inputs of the logistic-regression baseline (customers with no purchase get a
+    recency of ten years)."""
+    rows = []
+    for s in snapshots:
+        last = s.signals.get("purchase.last_at_d")
+        rows.append((s.cutoff_d - last if last is not None else 3650.0,
+                     math.log1p(s.signals.get("purchase.orders_total", 0.0)),
+                     math.log1p(max(0.0, s.signals.get("purchase.aov", 0.0)))))
+    return np.array(rows, dtype=float).reshape(-1, 3)
+
+
+def fit_rfm(snapshots: Sequence[Snapshot]) -> Any:
+    """A logistic regression on :func:`rfm_features` (scikit-learn), fitted offline."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    labels = [s.active_after for s in snapshots]
+    if len(set(labels)) < 2:
+        raise ValueError("every snapshot has the same label: nothing to fit")
+    return model.fit(rfm_features(snapshots), labels)

@@ -41,6 +41,34 @@ class Snapshot:
         return not self.active_after
 
 
+class ActivityWindows:
+    """Who was active (a purchase or an engagement) within ``horizon`` after each cutoff,
+    from records seen in any order."""
+
+    def __init__(self, cutoffs: Sequence[datetime], horizon: timedelta) -> None:
+        self.cutoffs = sorted(cutoffs)
+        self.horizon = horizon
+        self.active: list[set[str]] = [set() for _ in self.cutoffs]
+        self.last_seen: datetime | None = None
+
+    def see(self, type_name: str, record: dict[str, Any]) -> None:
+        at: datetime = record["occurred_at"]
+        if self.last_seen is None or at > self.last_seen:
+            self.last_seen = at
+        customer = record.get("customer_id")
+        if type_name not in ACTIVITY_TYPES or not isinstance(customer, str):
+            return
+        cutoffs = self.cutoffs
+        # the cutoffs c with c < at <= c + horizon
+        for i in range(bisect_left(cutoffs, at - self.horizon), bisect_right(cutoffs, at)):
+            if cutoffs[i] < at:
+                self.active[i].add(customer)
+
+    def complete(self, i: int) -> bool:
+        """Whether the records seen cover cutoff i's whole horizon."""
+        return self.last_seen is not None and self.last_seen >= self.cutoffs[i] + self.horizon
+
+
 class SignalReplay(LocalPipeline):
     """The pipeline's feature steps, with the signals merged but not scored."""
 
@@ -76,7 +104,8 @@ def take_snapshots(replay: SignalReplay, records: Iterable[tuple[str, dict[str, 
     if not cutoffs:
         return []
     taken: list[list[tuple[str, dict[str, float], str, float | None]]] = []
-    active: list[set[str]] = [set() for _ in cutoffs]
+    windows = ActivityWindows(cutoffs, horizon)
+    active = windows.active
     end = cutoffs[-1] + horizon
     for type_name, record in records:
         at: datetime = record["occurred_at"]
@@ -84,12 +113,7 @@ def take_snapshots(replay: SignalReplay, records: Iterable[tuple[str, dict[str, 
             taken.append(_signals_now(replay, cutoffs[len(taken)]))
         if at > end:
             break
-        customer = record.get("customer_id")
-        if type_name in ACTIVITY_TYPES and isinstance(customer, str):
-            # the cutoffs c with c < at <= c + horizon
-            for i in range(bisect_left(cutoffs, at - horizon), bisect_right(cutoffs, at)):
-                if cutoffs[i] < at:
-                    active[i].add(customer)
+        windows.see(type_name, record)
         if len(taken) < len(cutoffs):
             replay.process(type_name, record)
     while len(taken) < len(cutoffs):

@@ -22,6 +22,7 @@ from streams.domain.scoring import (
     compute_score,
     fall_per_day,
     interpolate,
+    next_kink_d,
     next_tenure_d,
     steady_until,
 )
@@ -102,7 +103,7 @@ class CustomerHealth:
                    ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None)
 
 
-def _tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
+def tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
     if profile is None or profile.signup_ms is None:
         return None
     return (now_ms - profile.signup_ms) / DAY_MS
@@ -222,7 +223,7 @@ def evaluate(
         at_ms = max(at_ms, health.as_of_ms)
     health.as_of_ms = at_ms
     segment = profile.segment if profile is not None else "default"
-    tenure_d = _tenure_days(profile, at_ms)
+    tenure_d = tenure_days(profile, at_ms)
     score = compute_score(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
                           tenure_d=tenure_d)
     if score is None:
@@ -332,6 +333,9 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
     threshold = next_tenure_d(config, score.profile, tenure_d)
     if threshold is not None and tenure_d is not None:
         horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
+    kink = next_kink_d(config, score, health.signals, segment, at_ms / DAY_MS)
+    if kink is not None:  # the fall is straight up to there: the guess below holds
+        horizon = min(horizon, kink * DAY_MS)
     last = (_on_grid(at_ms, step, horizon) - at_ms) // step  # checked whatever happens
     return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
                                         step, last, score_step)

@@ -480,11 +480,13 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
                  segment: str, now_d: float) -> float | None:
     """How many points a day the score is falling now, from the slopes of the curves its
     time-moving measures are on (caps ignored): an estimate, to guess when it next matters.
-    None while one of them is not yet past its first point: a customer still inside one
-    of its usual gaps is likely to send an event before any guess comes due."""
+    A measure not yet past its first point adds nothing (it is flat there); None when no
+    measure moves but one is waiting so: a customer still inside its usual gap is likely
+    to send an event before any guess comes due."""
     plan = config.plan(score.profile)
     seg = config.segment(segment)
     rate = 0.0
+    waiting = moving = False
     for c in score.contributions:
         mplan = next((m for m in plan.elapsed if m.name == c.measure), None)
         if mplan is None or c.weight <= 0:
@@ -494,14 +496,19 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
             later = btyd_value(config.btyd, signals, now_d + 1.0)
             if later is not None:
                 rate += c.weight * (mplan.curve(c.value) - mplan.curve(later))
+                moving = True
             continue
         if c.value < xs[0]:
-            return None
+            waiting = True
+            continue
         if c.value >= xs[-1]:
             continue
+        moving = True
         i = bisect.bisect_right(xs, c.value)
         rate += (c.weight * (ys[i - 1] - ys[i]) / (xs[i] - xs[i - 1])
                  / expected_gap(mplan.measure, signals, seg))
+    if waiting and not moving:
+        return None
     link = plan.link
     if link is not None:
         # the weights carry score / points: back to points a day, then through the link
@@ -510,6 +517,28 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
         p = score.score / 100.0
         rate *= score.points / score.score * link.slope * p * (1.0 - p) if p > 0 else 0.0
     return rate
+
+
+def next_kink_d(config: ScoringConfig, score: Score, signals: dict[str, float],
+                segment: str, now_d: float) -> float | None:
+    """The first day after ``now_d`` at which a time-moving measure of the score reaches a
+    point of its curve (where its slope changes), if any: up to then the score falls in a
+    straight line (caps and a link aside)."""
+    plan = config.plan(score.profile)
+    seg = config.segment(segment)
+    first: float | None = None
+    values = {c.measure: c.value for c in score.contributions}
+    for mplan in plan.elapsed:
+        value = values.get(mplan.name)
+        if value is None or mplan.measure.kind == "btyd":
+            continue
+        i = bisect.bisect_right(mplan.curve.xs, value)
+        if i == len(mplan.curve.xs):
+            continue
+        at = now_d + (mplan.curve.xs[i] - value) * expected_gap(mplan.measure, signals, seg)
+        if at > now_d and (first is None or at < first):
+            first = at
+    return first
 
 
 def next_tenure_d(config: ScoringConfig, profile: str, tenure_d: float | None) -> float | None:

@@ -42,7 +42,7 @@ def test_lapse_yields_one_at_risk_with_reason_team_fit_consent_and_play():
     prof = profile(mrr_minor=10_000, cost_to_serve_minor=2_000, products=1,
                    consent=Consent(email=True, sms=True))
     run(health, DAY0, prof)
-    outputs = run(health, DAY0 + 30, prof, "timer")
+    outputs = run(health, DAY0 + 60, prof, "timer")  # a weekly buyer silent for 8 weeks
     kinds = [k for k, _ in outputs]
     assert kinds == ["HealthScoreChanged", "CustomerAtRisk"]
     alert = outputs[1][1]
@@ -143,7 +143,7 @@ def test_churn_reason_is_the_category_that_costs_most_points():
     health.update_signals("support", DAY0 * DAY_MS, {
         "support.open_tickets": 1.0, "support.sentiment_28d": -0.9, "support.csat": 1.0})
     health.first_ms = (DAY0 - 60) * DAY_MS  # known for a while: past the warm-up
-    outputs = dict(run(health, DAY0 + 28, profile(segment="b2b")))
+    outputs = dict(run(health, DAY0 + 42, profile(segment="b2b")))
     alert = outputs["CustomerAtRisk"]
     codes = [r["code"] for r in alert["reasons"]]
     # the lapse is the single biggest reason, but the support problems together cost more
