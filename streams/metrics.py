@@ -103,6 +103,10 @@ class Metrics:
             "churnwatch_customers_by_activity",
             "Customers held by this worker: active, inactive, churned, new, unknown.",
             ["state"], registry=r)
+        self.value_at_stake = Gauge(
+            "churnwatch_value_at_stake_minor", "Revenue this worker's customers are expected "
+            "to bring within the BG/NBD horizon if they stay, per band and currency (minor "
+            "units).", ["band", "currency"], registry=r)
         self.nps = Gauge(
             "churnwatch_nps", "Net Promoter Score over the latest answers of this worker's "
             "customers (-100..100).", registry=r)
@@ -117,6 +121,10 @@ class Metrics:
         for state, count in snapshot["activity"].items():
             self.customers_by_activity.labels(state).set(count)
         self.nps.set(snapshot["nps"] if snapshot["nps"] is not None else float("nan"))
+        self.value_at_stake.clear()
+        for band, by_currency in snapshot["value_at_stake"].items():
+            for currency, value in by_currency.items():
+                self.value_at_stake.labels(band, currency).set(value)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -24,7 +24,8 @@ def register(app: faust.App, rt: Runtime) -> Any:
         now = rt.clock.now()
         if now is None or not rt.recovered():
             return
-        builder = SnapshotBuilder(rt.tables, to_ms(now) / DAY_MS, rt.scoring.retention)
+        builder = SnapshotBuilder(rt.tables, to_ms(now) / DAY_MS, rt.scoring.retention,
+                                  rt.scoring.btyd)
         for n, key in enumerate(customer_keys(rt.tables)):
             builder.add(key)
             if n % CHUNK == CHUNK - 1:

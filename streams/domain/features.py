@@ -19,6 +19,7 @@ from typing import Any
 
 from streams.domain.buckets import DAY_MS, WeekBuckets, day_of, to_ms
 from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
+from streams.domain.value import CURRENCY_SIGNAL, currency_code
 
 #: How many distinct purchase days are kept to learn a customer's rhythm.
 RHYTHM_DAYS = 16
@@ -111,6 +112,7 @@ class PurchaseState:
     last_ms: int | None = None
     orders: int = 0
     spend_minor: int = 0
+    currency: str = ""  # of the latest purchase
 
     def apply(self, event: Purchase) -> bool:
         if self.ids.seen(event.event_id):
@@ -125,6 +127,7 @@ class PurchaseState:
         self.last_ms = _latest(self.last_ms, to_ms(event.occurred_at))
         self.orders += 1
         self.spend_minor += event.amount_minor
+        self.currency = event.currency
         return True
 
     def signals(self) -> dict[str, float]:
@@ -140,6 +143,9 @@ class PurchaseState:
             # distinct purchase days in the 90 days up to the last one (rhythm keeps 16)
             "purchase.days_90": float(sum(1 for d in self.rhythm if d > last_day - 90)),
         }
+        code = currency_code(self.currency)
+        if code is not None:
+            out[CURRENCY_SIGNAL] = code
         stats = _gap_stats(self.rhythm)
         if stats is not None:
             out["purchase.gap_mean_d"], out["purchase.gap_std_d"] = stats
@@ -162,14 +168,15 @@ class PurchaseState:
         first = self.first_day
         return {"i": self.ids.to_json(), "b": self.buckets.to_json(),
                 "r": [d - first for d in self.rhythm] if first is not None else [],
-                "f": first, "l": self.last_ms, "n": self.orders, "s": self.spend_minor}
+                "f": first, "l": self.last_ms, "n": self.orders, "s": self.spend_minor,
+                "c": self.currency}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> PurchaseState:
         first = data["f"]
         return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
                    WeekBuckets.from_json(2, data["b"]), [first + d for d in data["r"]],
-                   first, data["l"], int(data["n"]), int(data["s"]))
+                   first, data["l"], int(data["n"]), int(data["s"]), str(data.get("c", "")))
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from streams.domain.scoring import (
     next_tenure_d,
     steady_until,
 )
+from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
 
 AT_RISK_RULE = "health_at_risk"
 #: Signal names stored as their index here (a short key) in the health table. Append
@@ -38,7 +39,7 @@ STORED_SIGNALS = (
     "support.open_tickets", "support.tickets_28d", "support.sentiment_28d",
     "support.negative_28d", "support.csat", "support.nps", "profile.products",
     "profile.signup_d", "profile.referrals", "purchase.first_at_d", "purchase.span_d",
-    "purchase.aov", "purchase.days_90", "engagement.active_days",
+    "purchase.aov", "purchase.days_90", "engagement.active_days", "purchase.currency",
 )
 _CODE = {name: str(i) for i, name in enumerate(STORED_SIGNALS)}
 MAX_REASONS = 5
@@ -204,6 +205,8 @@ def at_risk_record(
         "suggested_play": config.play(segment, churn_reason, contactable=bool(channels)),
         "segment": segment,
         "config_version": config.version,
+        "value_at_stake_minor": value_at_stake(config.btyd, health.signals, at_ms / DAY_MS),
+        "currency": currency_of(health.signals.get(CURRENCY_SIGNAL)),
     }
 
 

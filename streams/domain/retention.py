@@ -23,7 +23,8 @@ from streams.domain.features import (
     loads,
 )
 from streams.domain.health import CustomerHealth
-from streams.domain.scoring import BANDS, ActivityRules
+from streams.domain.scoring import BANDS, ActivityRules, Btyd
+from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
 
 Activity = Literal["new", "active", "inactive", "churned", "unknown"]
 ACTIVITIES: tuple[Activity, ...] = ("new", "active", "inactive", "churned", "unknown")
@@ -231,6 +232,9 @@ class Snapshot(TypedDict):
     activity: dict[str, int]
     nps: float | None
     nps_answers: int
+    #: band -> currency -> revenue expected within the BG/NBD horizon if the customers stay
+    #: (minor units; streams.domain.value)
+    value_at_stake: dict[str, dict[str, int]]
 
 
 def _days(ms: int | None) -> float | None:
@@ -250,8 +254,9 @@ class SnapshotBuilder:
     loop can yield between customers."""
 
     def __init__(self, tables: Mapping[str, Mapping[bytes, bytes]], now_d: float,
-                 rules: ActivityRules) -> None:
-        self.now_d, self.rules = now_d, rules
+                 rules: ActivityRules, btyd: Btyd | None = None) -> None:
+        self.now_d, self.rules, self.btyd = now_d, rules, btyd if btyd is not None else Btyd()
+        self.value: dict[str, Counter[str]] = {}
         self.purchases = tables.get(PURCHASE_TABLE, {})
         self.engagement = tables.get(ENGAGEMENT_TABLE, {})
         self.support = tables.get(SUPPORT_TABLE, {})
@@ -284,9 +289,14 @@ class SnapshotBuilder:
             answer = SupportState.from_json(loads(raw["s"]), _READ_CAPACITY, _READ_WEEKS).nps
             if answer is not None and self.now_d - answer[0] / DAY_MS <= self.rules.nps_window_d:
                 self.answers.append(answer[1])
-        band = (CustomerHealth.from_json(loads(raw["h"])).published_band
-                if raw["h"] is not None else None)
+        health = CustomerHealth.from_json(loads(raw["h"])) if raw["h"] is not None else None
+        band = health.published_band if health is not None else None
         self.bands[band or UNSCORED] += 1
+        if health is not None:
+            value = value_at_stake(self.btyd, health.signals, self.now_d)
+            currency = currency_of(health.signals.get(CURRENCY_SIGNAL))
+            if value is not None and currency is not None:
+                self.value.setdefault(band or UNSCORED, Counter())[currency] += value
         self.segments[profile.segment if profile is not None else "unknown"] += 1
         self.activity[classify(_days(max(last_ms, default=None)),
                                _days(profile.signup_ms) if profile is not None else None,
@@ -296,11 +306,13 @@ class SnapshotBuilder:
         return {"customers": self.customers, "bands": dict(self.bands),
                 "segments": dict(sorted(self.segments.items())),
                 "activity": dict(self.activity), "nps": nps(self.answers),
-                "nps_answers": len(self.answers)}
+                "nps_answers": len(self.answers),
+                "value_at_stake": {band: dict(sorted(by_currency.items()))
+                                   for band, by_currency in sorted(self.value.items())}}
 
 
 def snapshot_from_tables(tables: Mapping[str, Mapping[bytes, bytes]], now_d: float,
-                         rules: ActivityRules) -> Snapshot:
+                         rules: ActivityRules, btyd: Btyd | None = None) -> Snapshot:
     """Counts per band, segment and activity state, and the NPS, at ``now_d``.
 
     Reads the pipeline's state tables (customer-id bytes -> JSON bytes; a missing table
@@ -313,7 +325,7 @@ def snapshot_from_tables(tables: Mapping[str, Mapping[bytes, bytes]], now_d: flo
     Every band and activity state is present in the result, with 0 when no customer has
     it, so a gauge fed from it keeps a stable label set.
     """
-    builder = SnapshotBuilder(tables, now_d, rules)
+    builder = SnapshotBuilder(tables, now_d, rules, btyd)
     for key in customer_keys(tables):
         builder.add(key)
     return builder.result()

@@ -187,6 +187,10 @@ class Btyd(_Strict):
     horizon_d: float = Field(90.0, gt=0, allow_inf_nan=False)
     first_signal: str = "purchase.first_at_d"
     last_signal: str = "purchase.last_at_d"
+    #: value at stake: the population's average order value (minor units) and how many
+    #: pseudo-orders a customer's own average is shrunk toward it by
+    mean_order_minor: float = Field(5000.0, ge=0, allow_inf_nan=False)
+    shrink_orders: float = Field(2.0, ge=0, allow_inf_nan=False)
 
     def model(self) -> BgNbd:
         return BgNbd(self.r, self.alpha, self.a, self.b)

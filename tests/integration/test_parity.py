@@ -20,9 +20,32 @@ pytestmark = pytest.mark.integration
 FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
 
 
-@pytest.fixture
-def settings(event_settings: Callable[..., Settings]) -> Settings:
-    return event_settings(lapse_check_interval_s=1.0, gauges_interval_s=5.0)
+@pytest.fixture(scope="module")
+def calibrated_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scoring config written by ``churnwatch calibrate`` on another simulated history."""
+    from rich.console import Console
+
+    from streams.calibration.run import calibrate_main
+
+    tmp = tmp_path_factory.mktemp("calibrated")
+    sim = simulate(SimulationConfig(customers=300, days=200, seed=5))
+    path = tmp / "history.jsonl"
+    write_jsonl(sim.items, path)
+    records, _ = read_events(path)
+    until = records[-1][1]["occurred_at"]
+    out = tmp / "calibrated.toml"
+    calibrate_main(path, until, timedelta(days=45), out, tmp / "report", Settings(),
+                   Console(quiet=True))
+    return out
+
+
+@pytest.fixture(params=["default", "calibrated"])
+def settings(request: pytest.FixtureRequest,
+             event_settings: Callable[..., Settings]) -> Settings:
+    overrides: dict[str, Path] = {}
+    if request.param == "calibrated":
+        overrides["scoring_config"] = request.getfixturevalue("calibrated_config")
+    return event_settings(lapse_check_interval_s=1.0, gauges_interval_s=5.0, **overrides)
 
 
 def test_worker_and_backtest_raise_the_same_at_risk_alerts(settings, worker, tmp_path: Path):
@@ -45,6 +68,8 @@ def test_worker_and_backtest_raise_the_same_at_risk_alerts(settings, worker, tmp
     result = run_backtest(records, settings, ticks_until=watermark)
     expected = sorted(r["event_id"] for r in result.of_type("CustomerAtRisk"))
     assert len(expected) >= 10  # the population has churners: something to compare
+    assert result.config_version.startswith(
+        "calibrated-" if settings.scoring_config is not None else "default-")
 
     # the feed to the workers in arrival order, one arrival day at a time; each day waits
     # until the worker has read all but the last two, as a live feed would be read

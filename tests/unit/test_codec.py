@@ -145,6 +145,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "suggested_play": "check-in call",
         "segment": "b2b",
         "config_version": "1+abc",
+        "value_at_stake_minor": 12_500,
+        "currency": "EUR",
     },
     "CustomerRecovered": {
         "event_id": "c1:recovered:c1:1",
@@ -234,6 +236,8 @@ CONTRACT = {
             "suggested_play",
             "segment",
             "config_version",
+            "value_at_stake_minor",
+            "currency",
         ],
     ),
     "CustomerRecovered": (

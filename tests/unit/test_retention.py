@@ -325,6 +325,7 @@ def test_snapshot_of_empty_tables_keeps_every_label():
         "activity": {"new": 0, "active": 0, "inactive": 0, "churned": 0, "unknown": 0},
         "nps": None,
         "nps_answers": 0,
+        "value_at_stake": {},
     }
 
 
