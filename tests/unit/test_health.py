@@ -143,7 +143,7 @@ def test_churn_reason_is_the_category_that_costs_most_points():
     health.update_signals("support", DAY0 * DAY_MS, {
         "support.open_tickets": 1.0, "support.sentiment_28d": -0.9, "support.csat": 1.0})
     health.first_ms = (DAY0 - 60) * DAY_MS  # known for a while: past the warm-up
-    outputs = dict(run(health, DAY0 + 42, profile(segment="b2b")))
+    outputs = dict(run(health, DAY0 + 35, profile(segment="b2b")))
     alert = outputs["CustomerAtRisk"]
     codes = [r["code"] for r in alert["reasons"]]
     # the lapse is the single biggest reason, but the support problems together cost more

@@ -135,7 +135,7 @@ def test_config_version_changes_with_content():
 
 @pytest.mark.parametrize(("edit", "message"), [
     (("enter_below = 45.0", "enter_below = 65.0"), "exit_above must be higher"),
-    (("purchase_recency = 0.7", "purchase_recenc = 0.7"), "groups.purchase"),
+    (("purchase_recency = 0.3", "purchase_recenc = 0.3"), "groups.purchase"),
     (("churn_reason = \"low_usage\"", "churn_reason = \"bored\""), "churn_reason"),
     (("[bands]", "[bandz]"), "bands"),
     (('capped_by = "purchase_recency"', 'capped_by = "nps"'), "groups.purchase.capped_by"),
@@ -183,12 +183,10 @@ def test_critical_feedback_caps_a_customer_who_still_buys():
     assert all(c.weight > 0 for c in mild.contributions)
 
 
-# the default config with the rhythm-relative purchase group alone in the b2c profile
+# the default config without days since the last purchase (the one curve with no flat end)
 RHYTHM_ONLY = parse_config(CONFIG_TEXT.replace(
-    "groups = { purchase = 0.3, purchase_history = 0.2, engagement = 0.25, feedback = 0.2, "
-    "relationship = 0.05 }", "groups = { purchase = 1.0 }").replace(
-    "groups = { purchase = 0.1, purchase_history = 0.05, engagement = 0.5, feedback = 0.35, "
-    "relationship = 0.0 }", "groups = { purchase = 1.0 }"))
+    "purchase_recency = 0.3, purchase_days_since = 0.3, purchase_orders = 0.3",
+    "purchase_recency = 0.3, purchase_days_since = 0.0, purchase_orders = 0.3"))
 
 
 def test_steady_until_on_the_flat_and_sloped_stretches_of_a_recency_curve():
