@@ -58,22 +58,28 @@ class FeatureFamily:
     load_state: Callable[[dict[str, Any], Settings], FeatureState]
 
 
+def id_window(settings: Settings) -> int:
+    """How long (ms of event time) each family remembers event ids: the allowed lateness
+    plus the allowed future, the span of event times the intake accepts at once."""
+    return (settings.allowed_lateness_s + settings.max_future_s) * 1000
+
+
 PURCHASES = FeatureFamily(
     "purchase", "purchases", TOPIC_PURCHASES, "Purchase", "purchase-features",
-    new_state=lambda s: PurchaseState(RecentIds(s.dedup_ids), s.history_weeks),
-    load_state=lambda d, s: PurchaseState.from_json(d, s.dedup_ids, s.history_weeks))
+    new_state=lambda s: PurchaseState(RecentIds(id_window(s)), s.history_weeks),
+    load_state=lambda d, s: PurchaseState.from_json(d, id_window(s), s.history_weeks))
 ENGAGEMENT = FeatureFamily(
     "engagement", "engagement", TOPIC_ENGAGEMENT, "Engagement", "engagement-features",
-    new_state=lambda s: EngagementState(RecentIds(s.dedup_ids), s.history_weeks),
-    load_state=lambda d, s: EngagementState.from_json(d, s.dedup_ids, s.history_weeks))
+    new_state=lambda s: EngagementState(RecentIds(id_window(s)), s.history_weeks),
+    load_state=lambda d, s: EngagementState.from_json(d, id_window(s), s.history_weeks))
 SUPPORT = FeatureFamily(
     "support", "support", TOPIC_SUPPORT, "SupportEvent", "support-features",
-    new_state=lambda s: SupportState(RecentIds(s.dedup_ids), s.history_weeks),
-    load_state=lambda d, s: SupportState.from_json(d, s.dedup_ids, s.history_weeks))
+    new_state=lambda s: SupportState(RecentIds(id_window(s)), s.history_weeks),
+    load_state=lambda d, s: SupportState.from_json(d, id_window(s), s.history_weeks))
 PROFILE = FeatureFamily(
     "profile", "profile", TOPIC_PROFILE, "ProfileChange", PROFILE_TABLE,
-    new_state=lambda s: ProfileState(RecentIds(s.dedup_ids)),
-    load_state=lambda d, s: ProfileState.from_json(d, s.dedup_ids))
+    new_state=lambda s: ProfileState(RecentIds(id_window(s))),
+    load_state=lambda d, s: ProfileState.from_json(d, id_window(s)))
 
 #: Every feature family, by the Avro record type it reads.
 FAMILIES = {f.record_type: f for f in (PURCHASES, ENGAGEMENT, SUPPORT, PROFILE)}

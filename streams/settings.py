@@ -66,9 +66,6 @@ class Settings(BaseSettings):
     max_future_s: int = Field(
         3600, ge=0, description="How far (seconds) ahead of 'now' an event time may lie."
     )
-    dedup_ids: int = Field(
-        16, ge=1, le=256, description="Recent event ids remembered per customer and family."
-    )
     history_weeks: int = Field(
         8, ge=4, le=52, description="Weeks of event-time buckets kept per customer and family."
     )
