@@ -179,6 +179,8 @@ class Runtime:
         return int(murmur2(key) & 0x7FFFFFFF) % self.settings.partitions
 
     async def dead_letter(self, message: Message, rejection: Rejection, step: str) -> None:
+        """Send a rejected record to the dead-letter topic: a bounded copy (see
+        :func:`~streams.intake.dead_letter_record`), so it fits whatever the input's size."""
         now = datetime.now(UTC)
         record = dead_letter_record(
             rejection, topic=message.topic, partition=message.partition,
@@ -187,14 +189,16 @@ class Runtime:
         headers = [("churnwatch.reason", rejection.reason.encode()),
                    ("churnwatch.step", step.encode()),
                    ("churnwatch.source", f"{message.topic}/{message.partition}/"
-                                         f"{message.offset}".encode())]
+                                         f"{message.offset}".encode()),
+                   ("churnwatch.payload_size", str(record["payload_size"]).encode()),
+                   ("churnwatch.payload_sha256", record["payload_sha256"].encode())]
         await self.topic(TOPIC_DEAD_LETTER).send(
-            key=message.key, value=self.codec.encode("DeadLetter", record), headers=headers)
+            key=record["key"], value=self.codec.encode("DeadLetter", record), headers=headers)
         self.metrics.dead_letters.labels(step, rejection.reason).inc()
         log.warning("dead-lettered %s/%s/%s: %s (%s)", message.topic, message.partition,
-                    message.offset, rejection.reason, rejection.error,
+                    message.offset, rejection.reason, record["error"],
                     extra={"step": step, "reason": rejection.reason,
-                           "customer": self.customer_ref(rejection.customer_id)})
+                           "customer": self.customer_ref(record["customer_id"])})
 
     def customer_ref(self, customer_id: str | None) -> str | None:
         return customer_ref(customer_id, hashed=self.settings.hash_customer_ids_in_logs)
