@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHURN_", env_file=".env", extra="ignore")
 
     app_id: str = Field("churnwatch", description="Faust application id (consumer group).")
+    worker_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Stable id of this worker in its group, unique per worker (e.g. a "
+        "StatefulSet pod name): makes it a static group member, so a restarted worker takes "
+        "its partitions back at once. Unset: dynamic membership.",
+    )
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
     )
