@@ -37,6 +37,9 @@ from streams.settings import (
 Table = MutableMapping[bytes, bytes]
 PROFILE_TABLE = "profile-features"
 HEALTH_TABLE = "customer-health"
+#: The latest event time of each input partition, kept so that a restarted worker goes on
+#: with the same watermarks (key ``topic/partition``, value milliseconds as text).
+WATERMARK_TABLE = "watermarks"
 
 
 class FeatureState(Protocol):
@@ -84,7 +87,7 @@ PROFILE = FeatureFamily(
 #: Every feature family, by the Avro record type it reads.
 FAMILIES = {f.record_type: f for f in (PURCHASES, ENGAGEMENT, SUPPORT, PROFILE)}
 #: Every per-customer table a worker keeps (each has a changelog topic).
-TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE)
+TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE, WATERMARK_TABLE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,13 @@ from confluent_kafka.admin import AdminClient
 
 from streams.codec import build_codec
 from streams.kafka_io import collect, produce_records
-from streams.settings import TOPIC_AT_RISK, TOPIC_HEALTH, TOPIC_PURCHASES, Settings
+from streams.settings import (
+    TOPIC_AT_RISK,
+    TOPIC_DEAD_LETTER,
+    TOPIC_HEALTH,
+    TOPIC_PURCHASES,
+    Settings,
+)
 from streams.topics import ensure_topics
 from tests.integration.test_pipeline import login, profile, purchase
 from tests.integration.workers import WorkerProcess
@@ -102,5 +108,43 @@ def test_a_worker_killed_and_restarted_comes_back_as_the_same_group_member(
         second.wait_metric("churnwatch_events_accepted_total", 1, step="purchases")
         second.wait_metric("churnwatch_duplicate_events_total", 1, step="purchases")
         assert second.proc.poll() is None
+    finally:
+        second.stop()
+
+
+def test_a_worker_restarted_after_the_input_ended_goes_on_with_its_watermarks(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    # a backfill on the event clock: gina stops buying on day 42, hank's history runs to
+    # day 120; the first worker runs no silence check, then stops after the input ended
+    settings = make_settings(clock="event", store="rocksdb://", data_dir=tmp_path / "first",
+                             lapse_check_interval_s=3600)
+    ensure_topics(settings)
+    codec = build_codec(settings)
+    history = sorted([profile("gina"), profile("hank")]
+                     + [purchase("gina", n, 7.0 * n) for n in range(7)]
+                     + [purchase("hank", n, 10.0 * n) for n in range(13)],
+                     key=lambda item: item[1]["occurred_at"])
+    first = WorkerProcess(settings, tmp_path / "first.log")
+    try:
+        first.wait_ready()
+        produce_records(settings, codec, history)
+        first.wait_metric("churnwatch_events_consumed_total", len(history), step="scorer")
+    finally:
+        assert first.stop() == 0, first.log_tail()
+
+    # restarted elsewhere (an empty state directory), with no new input: its silence
+    # checks go on from the kept watermark, so gina's silence is caught
+    restarted = settings.model_copy(update={"data_dir": tmp_path / "second",
+                                            "lapse_check_interval_s": 0.5})
+    second = WorkerProcess(restarted, tmp_path / "second.log")
+    try:
+        second.wait_ready()
+        alerts = collect(settings, codec, [TOPIC_AT_RISK], timeout=60, until=bool)
+        assert [r["event_id"] for _, _, r in alerts] == ["gina:health_at_risk:1"]
+        # and its lateness bound holds: a purchase far behind hank's watermark is too late
+        produce_records(settings, codec, [purchase("hank", 99, 10.0)])
+        letters = collect(settings, codec, [TOPIC_DEAD_LETTER], timeout=60, until=bool)
+        assert [(r["event_id"], r["reason"]) for _, _, r in letters] == [("hank-p-99",
+                                                                           "too_late")]
     finally:
         second.stop()
