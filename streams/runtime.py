@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import faust
 from aiokafka.partitioner import murmur2
 
+from streams.broker_link import BrokerLink
 from streams.codec import Codec, build_codec
 from streams.domain.buckets import from_ms, to_ms
 from streams.domain.clock import Clock, make_clock
@@ -90,6 +91,7 @@ class Runtime:
         self._topics: dict[str, faust.TopicT] = {}
         self.tables: dict[str, Any] = {}
         self.ready = False
+        self.broker = BrokerLink()  # the link to Kafka, told by the client's failures
         self._crashed_at: dict[str, float] = {}  # agent name -> monotonic time of crash
         self.metrics.lag.source = self.consumer_lag
         self.due = DueIndex()  # silence checks of this worker's customers
@@ -121,6 +123,10 @@ class Runtime:
 
     def not_ready_because(self) -> str | None:
         """Why the worker is not ready, or None when it is."""
+        self.broker.check()
+        down = self.broker.unreachable_for()
+        if down is not None:
+            return f"Kafka unreachable for {down:.0f}s"
         if not self.ready:
             return "partitions not assigned"
         if not self.recovered():
