@@ -25,6 +25,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # static membership (group.instance.id): see docs/operations.md, "Restarts"
+        consumer_group_instance_id=settings.worker_id,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,

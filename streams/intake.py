@@ -5,6 +5,7 @@ Returns the typed event, or a :class:`Rejection` that becomes a dead-letter reco
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,19 @@ from streams.domain.events import (
     parse_event,
 )
 
+#: Reason of an input record larger than :data:`MAX_RECORD_BYTES`.
+TOO_LARGE = "too_large"
+#: An input value larger than this is dead-lettered as ``too_large`` without being
+#: decoded: no churnwatch event comes near it (its ids are at most 200 characters), and
+#: one could not be re-sent under its customer's key within a producer's message limit.
+MAX_RECORD_BYTES = 64 * 1024
+#: A dead letter keeps at most :data:`MAX_RECORD_BYTES` of the original value (so every
+#: record the intake would decode is kept whole), this many bytes of its key and this
+#: many characters of each text: it stays far under any producer's message limit (1 MB
+#: by default) whatever the size of the record it reports.
+DEAD_LETTER_KEY_BYTES = 1024
+DEAD_LETTER_TEXT = 1024
+
 
 def _field(record: dict[str, Any], name: str) -> str | None:
     value = record.get(name)
@@ -33,6 +47,9 @@ def intake(
     """Turn raw bytes from an input topic into an accepted event or a rejection."""
     if not raw:
         return Rejection("malformed", "empty record value")
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection(TOO_LARGE, f"{len(raw)} bytes is more than the {MAX_RECORD_BYTES} "
+                                    "an input record may have")
     try:
         type_name, record = codec.decode(raw, expected)
     except DecodeError as exc:
@@ -51,21 +68,33 @@ def intake(
     return event
 
 
+def clip(text: str | None, limit: int = DEAD_LETTER_TEXT) -> str | None:
+    """``text`` cut to at most ``limit`` characters (the cut marked with an ellipsis)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
+
+
 def dead_letter_record(
     rejection: Rejection, *, topic: str, partition: int, offset: int, key: bytes | None,
     payload: bytes | None, step: str, failed_at: datetime,
 ) -> dict[str, Any]:
-    """The DeadLetter record for a rejected input record."""
+    """The DeadLetter record for a rejected input record, bounded in size: the payload is
+    the original value cut to :data:`MAX_RECORD_BYTES`, with the original's length and
+    SHA-256 to tell a cut copy and to find the original (at its source offset)."""
+    value = payload or b""
     return {
-        "event_id": rejection.event_id,
-        "customer_id": rejection.customer_id,
+        "event_id": clip(rejection.event_id),
+        "customer_id": clip(rejection.customer_id),
         "source_topic": topic,
         "source_partition": partition,
         "source_offset": offset,
-        "key": key,
-        "payload": payload or b"",
+        "key": None if key is None else key[:DEAD_LETTER_KEY_BYTES],
+        "payload": value[:MAX_RECORD_BYTES],
         "reason": rejection.reason,
-        "error": rejection.error,
+        "error": clip(rejection.error),
         "step": step,
         "failed_at": failed_at,
+        "payload_size": len(value),
+        "payload_sha256": hashlib.sha256(value).hexdigest(),
     }

@@ -37,6 +37,9 @@ from streams.settings import (
 Table = MutableMapping[bytes, bytes]
 PROFILE_TABLE = "profile-features"
 HEALTH_TABLE = "customer-health"
+#: The latest event time of each input partition, kept so that a restarted worker goes on
+#: with the same watermarks (key ``topic/partition``, value milliseconds as text).
+WATERMARK_TABLE = "watermarks"
 
 
 class FeatureState(Protocol):
@@ -58,27 +61,33 @@ class FeatureFamily:
     load_state: Callable[[dict[str, Any], Settings], FeatureState]
 
 
+def id_window(settings: Settings) -> int:
+    """How long (ms of event time) each family remembers event ids: the allowed lateness
+    plus the allowed future, the span of event times the intake accepts at once."""
+    return (settings.allowed_lateness_s + settings.max_future_s) * 1000
+
+
 PURCHASES = FeatureFamily(
     "purchase", "purchases", TOPIC_PURCHASES, "Purchase", "purchase-features",
-    new_state=lambda s: PurchaseState(RecentIds(s.dedup_ids), s.history_weeks),
-    load_state=lambda d, s: PurchaseState.from_json(d, s.dedup_ids, s.history_weeks))
+    new_state=lambda s: PurchaseState(RecentIds(id_window(s)), s.history_weeks),
+    load_state=lambda d, s: PurchaseState.from_json(d, id_window(s), s.history_weeks))
 ENGAGEMENT = FeatureFamily(
     "engagement", "engagement", TOPIC_ENGAGEMENT, "Engagement", "engagement-features",
-    new_state=lambda s: EngagementState(RecentIds(s.dedup_ids), s.history_weeks),
-    load_state=lambda d, s: EngagementState.from_json(d, s.dedup_ids, s.history_weeks))
+    new_state=lambda s: EngagementState(RecentIds(id_window(s)), s.history_weeks),
+    load_state=lambda d, s: EngagementState.from_json(d, id_window(s), s.history_weeks))
 SUPPORT = FeatureFamily(
     "support", "support", TOPIC_SUPPORT, "SupportEvent", "support-features",
-    new_state=lambda s: SupportState(RecentIds(s.dedup_ids), s.history_weeks),
-    load_state=lambda d, s: SupportState.from_json(d, s.dedup_ids, s.history_weeks))
+    new_state=lambda s: SupportState(RecentIds(id_window(s)), s.history_weeks),
+    load_state=lambda d, s: SupportState.from_json(d, id_window(s), s.history_weeks))
 PROFILE = FeatureFamily(
     "profile", "profile", TOPIC_PROFILE, "ProfileChange", PROFILE_TABLE,
-    new_state=lambda s: ProfileState(RecentIds(s.dedup_ids)),
-    load_state=lambda d, s: ProfileState.from_json(d, s.dedup_ids))
+    new_state=lambda s: ProfileState(RecentIds(id_window(s))),
+    load_state=lambda d, s: ProfileState.from_json(d, id_window(s)))
 
 #: Every feature family, by the Avro record type it reads.
 FAMILIES = {f.record_type: f for f in (PURCHASES, ENGAGEMENT, SUPPORT, PROFILE)}
 #: Every per-customer table a worker keeps (each has a changelog topic).
-TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE)
+TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE, WATERMARK_TABLE)
 
 
 @dataclass(frozen=True, slots=True)

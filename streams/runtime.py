@@ -16,7 +16,9 @@ from typing import Any, Protocol
 import faust
 from aiokafka.partitioner import murmur2
 
+from streams.broker_link import BrokerLink
 from streams.codec import Codec, build_codec
+from streams.domain.buckets import from_ms, to_ms
 from streams.domain.clock import Clock, make_clock
 from streams.domain.due import DueIndex
 from streams.domain.events import Event, Rejection
@@ -24,7 +26,7 @@ from streams.domain.scoring import ScoringConfig, load_config
 from streams.intake import dead_letter_record, intake
 from streams.logs import customer_ref
 from streams.metrics import Metrics
-from streams.pipeline import signal_update
+from streams.pipeline import WATERMARK_TABLE, signal_update
 from streams.settings import (
     TOPIC_AT_RISK,
     TOPIC_CHAMPIONS,
@@ -39,6 +41,9 @@ log = logging.getLogger("churnwatch")
 INPUT_TS_HEADER = "churnwatch.input_ts"
 #: a worker reports not ready for this long after an agent crashed
 CRASH_WINDOW_S = 60.0
+#: an input partition's latest event time is written to the watermark table each time it
+#: has moved on by this much event time (so a restart may find it up to this far behind)
+WATERMARK_STEP_MS = 3_600_000
 
 #: Output record type -> logical topic.
 OUTPUT_TOPIC_OF = {
@@ -86,10 +91,14 @@ class Runtime:
         self._topics: dict[str, faust.TopicT] = {}
         self.tables: dict[str, Any] = {}
         self.ready = False
+        self.broker = BrokerLink()  # the link to Kafka, told by the client's failures
         self._crashed_at: dict[str, float] = {}  # agent name -> monotonic time of crash
         self.metrics.lag.source = self.consumer_lag
         self.due = DueIndex()  # silence checks of this worker's customers
         self.due_stale = True  # rebuild the index from the health table after a rebalance
+        self.watermarks = self.table(WATERMARK_TABLE, "latest event time per input partition")
+        self._kept: dict[tuple[str, int], int] = {}  # ms last written per input partition
+        self.watermarks_stale = True  # read them again after a rebalance
 
     def watch(self, agent: Any) -> Any:
         """Have an agent's crashes counted and reported by /ready (Faust's own error
@@ -114,6 +123,10 @@ class Runtime:
 
     def not_ready_because(self) -> str | None:
         """Why the worker is not ready, or None when it is."""
+        self.broker.check()
+        down = self.broker.unreachable_for()
+        if down is not None:
+            return f"Kafka unreachable for {down:.0f}s"
         if not self.ready:
             return "partitions not assigned"
         if not self.recovered():
@@ -155,12 +168,16 @@ class Runtime:
         that all of a customer's state stays on one partition) and not processed here.
         """
         self.metrics.events_consumed.labels(message.topic, step).inc()
+        if self.watermarks_stale and self.recovered():
+            self.restore_watermarks()
+        stream = (message.topic, message.partition)
         result = intake(message.value, expected, codec=self.codec, clock=self.clock,
                         max_future=self.max_future, wall_now=datetime.now(UTC),
-                        stream=(message.topic, message.partition))
+                        stream=stream)
         if isinstance(result, Rejection):
             await self.dead_letter(message, result, step)
             return None
+        self.keep_watermark(stream)
         age = datetime.now(UTC) - result.occurred_at
         self.metrics.event_age.labels(step).observe(max(0.0, age.total_seconds()))
         key = result.customer_id.encode()
@@ -174,11 +191,42 @@ class Runtime:
             return None
         return result
 
+    def keep_watermark(self, stream: tuple[str, int]) -> None:
+        """Write an input partition's latest event time to the watermark table when it has
+        moved on by :data:`WATERMARK_STEP_MS` since it was last written (in stream context:
+        the table's changelog partition is the input record's)."""
+        latest = self.clock.latest(stream)
+        if latest is None:
+            return
+        ms = to_ms(latest)
+        if ms - self._kept.get(stream, ms - WATERMARK_STEP_MS) >= WATERMARK_STEP_MS:
+            self.watermarks[f"{stream[0]}/{stream[1]}".encode()] = str(ms).encode()
+            self._kept[stream] = ms
+
+    def restore_watermarks(self) -> int:
+        """Give the clock the latest event times kept for the input partitions this worker
+        holds (after a restart or a rebalance, once the tables are recovered): its lateness
+        bound and its silence checks go on from where they were, before any new input."""
+        held = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        count = 0
+        for key, raw in self.watermarks.items():
+            topic, _, partition = key.decode().rpartition("/")
+            stream = (topic, int(partition))
+            if stream in held:
+                ms = int(raw)
+                self.clock.restore(from_ms(ms), stream)
+                self._kept[stream] = max(self._kept.get(stream, ms), ms)
+                count += 1
+        self.watermarks_stale = False
+        return count
+
     def partition_of(self, key: bytes) -> int:
         """The partition a key belongs on: murmur2, as Java clients and Faust do."""
         return int(murmur2(key) & 0x7FFFFFFF) % self.settings.partitions
 
     async def dead_letter(self, message: Message, rejection: Rejection, step: str) -> None:
+        """Send a rejected record to the dead-letter topic: a bounded copy (see
+        :func:`~streams.intake.dead_letter_record`), so it fits whatever the input's size."""
         now = datetime.now(UTC)
         record = dead_letter_record(
             rejection, topic=message.topic, partition=message.partition,
@@ -187,14 +235,16 @@ class Runtime:
         headers = [("churnwatch.reason", rejection.reason.encode()),
                    ("churnwatch.step", step.encode()),
                    ("churnwatch.source", f"{message.topic}/{message.partition}/"
-                                         f"{message.offset}".encode())]
+                                         f"{message.offset}".encode()),
+                   ("churnwatch.payload_size", str(record["payload_size"]).encode()),
+                   ("churnwatch.payload_sha256", record["payload_sha256"].encode())]
         await self.topic(TOPIC_DEAD_LETTER).send(
-            key=message.key, value=self.codec.encode("DeadLetter", record), headers=headers)
+            key=record["key"], value=self.codec.encode("DeadLetter", record), headers=headers)
         self.metrics.dead_letters.labels(step, rejection.reason).inc()
         log.warning("dead-lettered %s/%s/%s: %s (%s)", message.topic, message.partition,
-                    message.offset, rejection.reason, rejection.error,
+                    message.offset, rejection.reason, record["error"],
                     extra={"step": step, "reason": rejection.reason,
-                           "customer": self.customer_ref(rejection.customer_id)})
+                           "customer": self.customer_ref(record["customer_id"])})
 
     def customer_ref(self, customer_id: str | None) -> str | None:
         return customer_ref(customer_id, hashed=self.settings.hash_customer_ids_in_logs)

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHURN_", env_file=".env", extra="ignore")
 
     app_id: str = Field("churnwatch", description="Faust application id (consumer group).")
+    worker_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Stable id of this worker in its group, unique per worker (e.g. a "
+        "StatefulSet pod name): makes it a static group member, so a restarted worker takes "
+        "its partitions back at once. Unset: dynamic membership.",
+    )
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
     )
@@ -65,9 +71,6 @@ class Settings(BaseSettings):
     )
     max_future_s: int = Field(
         3600, ge=0, description="How far (seconds) ahead of 'now' an event time may lie."
-    )
-    dedup_ids: int = Field(
-        16, ge=1, le=256, description="Recent event ids remembered per customer and family."
     )
     history_weeks: int = Field(
         8, ge=4, le=52, description="Weeks of event-time buckets kept per customer and family."

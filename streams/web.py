@@ -1,4 +1,5 @@
-"""The worker's own HTTP views: /metrics, /live and /ready."""
+"""The worker's own HTTP views: /metrics, /live and /ready (and the timer that keeps the
+Kafka link state /ready reports up to date)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ def register(app: faust.App, rt: Runtime) -> None:
         if problem is None:
             return web.json({"status": "ready"})
         return web.json({"status": "not ready", "reason": problem}, status=503)
+
+    async def kafka_link() -> None:
+        rt.broker.check()  # tells when Kafka is back, even with nobody asking /ready
+
+    app.timer(1.0, name="churnwatch.kafka_link")(kafka_link)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _rebalanced(sender: Any, **kwargs: Any) -> None:

@@ -28,6 +28,7 @@ def run(settings: Settings) -> None:
     """Create the topics if asked to, then run a worker until it is stopped."""
     ensure_topics(settings, create=settings.create_topics)
     app, runtime = build(settings)
+    runtime.broker.install()  # one line per change of the Kafka link, not one per retry
     if isinstance(runtime.codec, RegistryCodec):
         runtime.codec.warm_up()  # register our schemas before any agent needs them
     worker = faust.Worker(

@@ -48,6 +48,7 @@ def register(app: faust.App, rt: Runtime) -> Any:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         rt.due_stale = True
+        rt.watermarks_stale = True
 
     async def lapse_tick() -> None:
         if not rt.recovered():
@@ -57,6 +58,9 @@ def register(app: faust.App, rt: Runtime) -> Any:
             count = rebuild(rt, health_table)
             rt.due_stale = False
             log.info("due index rebuilt with %d customers", count, extra={"step": STEP})
+        if rt.watermarks_stale:  # before any input: silence checks go on after a restart
+            count = rt.restore_watermarks()
+            log.info("watermarks of %d input partitions restored", count, extra={"step": STEP})
         now = rt.clock.now()
         if now is None:
             return

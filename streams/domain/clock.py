@@ -29,6 +29,13 @@ class Clock(Protocol):
     def observe(self, event_time: datetime, stream: Hashable = None) -> None:
         """Tell the clock an event with this time was accepted from ``stream``."""
 
+    def latest(self, stream: Hashable = None) -> datetime | None:
+        """The latest event time accepted from ``stream`` (None before its first event)."""
+
+    def restore(self, event_time: datetime, stream: Hashable = None) -> None:
+        """Take a stream's latest event time kept from before a restart; it moves the
+        stream's watermark but is not activity (the stream may be idle ever since)."""
+
     def behind(self, wall_now: datetime) -> timedelta:
         """How far the streams being read trail the wall clock (catching up a backlog)."""
 
@@ -44,6 +51,13 @@ class _Streams:
 
     def observe(self, event_time: datetime, stream: Hashable) -> None:
         self.seen_at[stream] = self.monotonic()
+        self._advance(event_time, stream)
+
+    def restore(self, event_time: datetime, stream: Hashable) -> None:
+        self.seen_at.setdefault(stream, float("-inf"))  # known, but idle until it delivers
+        self._advance(event_time, stream)
+
+    def _advance(self, event_time: datetime, stream: Hashable) -> None:
         latest = self.latest.get(stream)
         if latest is None or event_time > latest:
             self.latest[stream] = event_time
@@ -69,6 +83,12 @@ class WallClock:
 
     def observe(self, event_time: datetime, stream: Hashable = None) -> None:
         self._streams.observe(event_time, stream)
+
+    def latest(self, stream: Hashable = None) -> datetime | None:
+        return self._streams.latest.get(stream)
+
+    def restore(self, event_time: datetime, stream: Hashable = None) -> None:
+        self._streams.restore(event_time, stream)
 
     def behind(self, wall_now: datetime) -> timedelta:
         """The slowest stream that delivered events lately against the wall clock: large
@@ -98,6 +118,12 @@ class EventTimeClock:
 
     def observe(self, event_time: datetime, stream: Hashable = None) -> None:
         self._streams.observe(event_time, stream)
+
+    def latest(self, stream: Hashable = None) -> datetime | None:
+        return self._streams.latest.get(stream)
+
+    def restore(self, event_time: datetime, stream: Hashable = None) -> None:
+        self._streams.restore(event_time, stream)
 
     def behind(self, wall_now: datetime) -> timedelta:
         """Never: on event time, "now" is the watermark itself."""

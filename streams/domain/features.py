@@ -14,7 +14,9 @@ import json
 import math
 import statistics
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from streams.domain.buckets import DAY_MS, WeekBuckets, day_of, to_ms
@@ -29,8 +31,13 @@ NEGATIVE_SENTIMENT = -0.3
 
 
 def id_hash(text: str) -> int:
-    """A 32-bit hash of an id: enough to tell apart the few ids a customer's state keeps."""
+    """A 32-bit hash of an id: enough to tell apart the few ticket ids a state keeps."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
+
+
+def id_hash64(text: str) -> int:
+    """A 64-bit hash of an event id: no two genuine events of a customer share one."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def pack(values: list[int]) -> str:
@@ -43,29 +50,124 @@ def unpack(text: str) -> list[int]:
     return list(struct.unpack(f"<{len(raw) // 4}I", raw))
 
 
+#: The most event ids one customer and family keep: a flood of events inside the window
+#: forgets its oldest seconds (see :class:`RecentIds`).
+MAX_IDS = 128
+_HASH = struct.Struct("<Q")
+
+
 @dataclass(slots=True)
 class RecentIds:
-    """Bounded memory of recent event ids (as 32-bit hashes), for de-duplication."""
+    """The event ids of one customer and family seen within a window of event time.
 
-    capacity: int
-    hashes: list[int] = field(default_factory=list)
+    Each id is kept as a 64-bit hash with the second of its event, for as long as that
+    second lies within ``window_ms`` of the latest event seen. An event behind that
+    horizon cannot be told from a re-delivery, so it counts as seen: a re-delivered burst
+    of any size is ignored whatever order it comes back in, and a genuine event that old
+    has already been dead-lettered by the intake as too late (the window is the span of
+    event times the intake accepts). When more than ``MAX_IDS`` ids fall inside the
+    window, the oldest seconds are forgotten and the horizon moves up past them
+    (``floor``): duplicates are still never counted twice, but a genuine event of such a
+    busy customer that arrives later than every id kept is taken for one. The ids of the
+    latest second are always kept, so events dated alike are never lost to the cap.
+    """
 
-    def seen(self, event_id: str) -> bool:
-        """True if the id was seen; otherwise remember it and return False."""
-        h = id_hash(event_id)
-        if h in self.hashes:
+    window_ms: int
+    seconds: dict[int, int] = field(default_factory=dict)  # id hash -> second of its event
+    latest: int | None = None  # second of the latest event seen
+    floor: int | None = None  # events of this second or before count as seen
+
+    def horizon(self) -> int | None:
+        """Events of a second before this one count as seen (None: nothing seen yet)."""
+        if self.latest is None:
+            return None
+        start = self.latest - -(-self.window_ms // 1000)
+        return start if self.floor is None else max(start, self.floor + 1)
+
+    def seen(self, event_id: str, occurred_at: datetime) -> bool:
+        """True if the event was seen (or is behind the horizon); otherwise remember it."""
+        second = to_ms(occurred_at) // 1000
+        horizon = self.horizon()
+        if horizon is not None and second < horizon:
             return True
-        self.hashes.append(h)
-        if len(self.hashes) > self.capacity:
-            del self.hashes[: len(self.hashes) - self.capacity]
+        h = id_hash64(event_id)
+        if h in self.seconds:
+            return True
+        self.seconds[h] = second
+        if self.latest is None or second > self.latest:
+            self.latest = second
+            horizon = self.horizon()
+            assert horizon is not None
+            self.seconds = {k: v for k, v in self.seconds.items() if v >= horizon}
+            if self.floor is not None and self.floor < horizon - 1:
+                self.floor = None  # the window has moved past it
+        if len(self.seconds) > MAX_IDS:
+            self._forget_oldest()
         return False
 
-    def to_json(self) -> str:
-        return pack(self.hashes)
+    def _forget_oldest(self) -> None:
+        """Forget whole seconds, oldest first, until at most ``MAX_IDS`` ids are kept;
+        the latest second is kept whole (a bulk import may date many events alike)."""
+        counts = Counter(self.seconds.values())
+        kept = len(self.seconds)
+        for second in sorted(counts):
+            if kept <= MAX_IDS or second == self.latest:
+                break
+            kept -= counts[second]
+            self.floor = second
+        floor = self.floor
+        if floor is None:
+            return
+        self.seconds = {k: v for k, v in self.seconds.items() if v > floor}
+
+    def to_json(self) -> list[Any]:
+        """``[latest second, base85 of (seconds before the latest as a varint, 8-byte
+        hash) per id]``, then the floor if any; ``[]`` when nothing was seen."""
+        if self.latest is None:
+            return []
+        out = bytearray()
+        for h, second in sorted(self.seconds.items(), key=lambda item: (-item[1], item[0])):
+            _put_varint(out, self.latest - second)
+            out += _HASH.pack(h)
+        data: list[Any] = [self.latest, base64.b85encode(bytes(out)).decode()]
+        if self.floor is not None:
+            data.append(self.floor)
+        return data
 
     @classmethod
-    def from_json(cls, capacity: int, text: str) -> RecentIds:
-        return cls(capacity, unpack(text))
+    def from_json(cls, window_ms: int, data: list[Any] | str) -> RecentIds:
+        """From :meth:`to_json`. The text of the former count-bounded memory (32-bit
+        hashes without event times) cannot be read as event ids and starts empty."""
+        if isinstance(data, str) or not data:
+            return cls(window_ms)
+        latest = int(data[0])
+        raw = base64.b85decode(data[1])
+        seconds: dict[int, int] = {}
+        pos = 0
+        while pos < len(raw):
+            back, pos = _get_varint(raw, pos)
+            (h,) = _HASH.unpack_from(raw, pos)
+            pos += _HASH.size
+            seconds[h] = latest - back
+        return cls(window_ms, seconds, latest, int(data[2]) if len(data) > 2 else None)
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _get_varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
 def _remember(items: list[int], value: int, limit: int) -> None:
@@ -115,7 +217,7 @@ class PurchaseState:
     currency: str = ""  # of the latest purchase
 
     def apply(self, event: Purchase) -> bool:
-        if self.ids.seen(event.event_id):
+        if self.ids.seen(event.event_id, event.occurred_at):
             return False
         day = day_of(event.occurred_at)
         self.buckets.add(day, [1.0, float(event.amount_minor)], self.keep_weeks)
@@ -172,9 +274,9 @@ class PurchaseState:
                 "c": self.currency}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> PurchaseState:
+    def from_json(cls, data: dict[str, Any], window_ms: int, keep_weeks: int) -> PurchaseState:
         first = data["f"]
-        return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
+        return cls(RecentIds.from_json(window_ms, data["i"]), keep_weeks,
                    WeekBuckets.from_json(2, data["b"]), [first + d for d in data["r"]],
                    first, data["l"], int(data["n"]), int(data["s"]), str(data.get("c", "")))
 
@@ -190,7 +292,7 @@ class EngagementState:
     last_ms: int | None = None
 
     def apply(self, event: Engagement) -> bool:
-        if self.ids.seen(event.event_id):
+        if self.ids.seen(event.event_id, event.occurred_at):
             return False
         day = day_of(event.occurred_at)
         minutes = (event.duration_s or 0) / 60.0
@@ -226,8 +328,8 @@ class EngagementState:
                 "l": self.last_ms}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> EngagementState:
-        return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
+    def from_json(cls, data: dict[str, Any], window_ms: int, keep_weeks: int) -> EngagementState:
+        return cls(RecentIds.from_json(window_ms, data["i"]), keep_weeks,
                    WeekBuckets.from_json(2, data["b"]), data["f"], data["l"])
 
 
@@ -246,7 +348,7 @@ class SupportState:
     last_ms: int | None = None
 
     def apply(self, event: SupportEvent) -> bool:
-        if self.ids.seen(event.event_id):
+        if self.ids.seen(event.event_id, event.occurred_at):
             return False
         ms = to_ms(event.occurred_at)
         self.last_ms = _latest(self.last_ms, ms)
@@ -296,9 +398,9 @@ class SupportState:
                 "p": list(self.nps) if self.nps else None, "l": self.last_ms}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int, keep_weeks: int) -> SupportState:
+    def from_json(cls, data: dict[str, Any], window_ms: int, keep_weeks: int) -> SupportState:
         csat, nps = data["c"], data["p"]
-        return cls(RecentIds.from_json(capacity, data["i"]), keep_weeks,
+        return cls(RecentIds.from_json(window_ms, data["i"]), keep_weeks,
                    WeekBuckets.from_json(4, data["b"]), unpack(data["o"]), unpack(data["r"]),
                    (int(csat[0]), int(csat[1])) if csat else None,
                    (int(nps[0]), int(nps[1])) if nps else None, data["l"])
@@ -320,7 +422,7 @@ class ProfileState:
     consent: Consent = Consent()
 
     def apply(self, event: ProfileChange) -> bool:
-        if self.ids.seen(event.event_id):
+        if self.ids.seen(event.event_id, event.occurred_at):
             return False
         ms = to_ms(event.occurred_at)
         if self.at_ms is not None and ms < self.at_ms:
@@ -363,10 +465,10 @@ class ProfileState:
         return {"i": self.ids.to_json(), **self.snapshot()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], capacity: int) -> ProfileState:
+    def from_json(cls, data: dict[str, Any], window_ms: int) -> ProfileState:
         """From :meth:`to_json`, or from a :meth:`snapshot` (with no ids remembered)."""
         k = int(data["k"])
-        return cls(RecentIds.from_json(capacity, data.get("i", "")), data["t"], data["s"],
+        return cls(RecentIds.from_json(window_ms, data.get("i", "")), data["t"], data["s"],
                    data["u"],
                    data["p"], data["m"], data["c"], int(data["n"]), int(data["r"]),
                    Consent(bool(k & 1), bool(k & 2), bool(k & 4), bool(k & 8)))

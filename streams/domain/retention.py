@@ -40,8 +40,8 @@ PROFILE_TABLE = "profile-features"
 HEALTH_TABLE = "customer-health"
 
 # States are only read here, never updated: the id memory and history sizes they are
-# decoded with do not change what is read.
-_READ_CAPACITY = 1
+# decoded with (id window, weeks kept) do not change what is read.
+_READ_WINDOW_MS = 1
 _READ_WEEKS = 1
 
 
@@ -278,15 +278,15 @@ class SnapshotBuilder:
         self.customers += 1
         last_ms: list[int] = []
         if raw["p"] is not None:
-            state = PurchaseState.from_json(loads(raw["p"]), _READ_CAPACITY, _READ_WEEKS)
+            state = PurchaseState.from_json(loads(raw["p"]), _READ_WINDOW_MS, _READ_WEEKS)
             last_ms += [state.last_ms] if state.last_ms is not None else []
         if raw["e"] is not None:
-            use = EngagementState.from_json(loads(raw["e"]), _READ_CAPACITY, _READ_WEEKS)
+            use = EngagementState.from_json(loads(raw["e"]), _READ_WINDOW_MS, _READ_WEEKS)
             last_ms += [use.last_ms] if use.last_ms is not None else []
-        profile = (ProfileState.from_json(loads(raw["f"]), _READ_CAPACITY)
+        profile = (ProfileState.from_json(loads(raw["f"]), _READ_WINDOW_MS)
                    if raw["f"] is not None else None)
         if raw["s"] is not None:
-            answer = SupportState.from_json(loads(raw["s"]), _READ_CAPACITY, _READ_WEEKS).nps
+            answer = SupportState.from_json(loads(raw["s"]), _READ_WINDOW_MS, _READ_WEEKS).nps
             if answer is not None and self.now_d - answer[0] / DAY_MS <= self.rules.nps_window_d:
                 self.answers.append(answer[1])
         health = CustomerHealth.from_json(loads(raw["h"])) if raw["h"] is not None else None

@@ -141,6 +141,22 @@ async def test_erasure_deletes_state_and_tombstones_outputs_in_order(runtime):
     assert health[-1] == {"key": b"c1", "value": None} and len(health) == 2
 
 
+async def test_a_record_of_a_megabyte_is_dead_lettered_within_the_producer_limit(runtime):
+    agent = purchases.register(runtime.app, runtime)
+    codec = runtime.codec
+    huge = codec.encode("Purchase", purchase(1, 0) | {"order_id": "o" * 1_200_000})
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"c1", value=huge)
+        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(2, 0)))
+    (sent_letter,) = sent(runtime, TOPIC_DEAD_LETTER)
+    assert len(sent_letter["value"]) < runtime.app.conf.producer_max_request_size
+    letter = codec.decode(sent_letter["value"], "DeadLetter")[1]
+    assert letter["reason"] == "too_large" and letter["payload_size"] == len(huge)
+    assert huge.startswith(letter["payload"])
+    assert dict(sent_letter["headers"])["churnwatch.payload_size"] == str(len(huge)).encode()
+    assert [s["key"] for s in sent(runtime, TOPIC_SIGNALS)] == [b"c1"]  # and it goes on
+
+
 async def test_a_defect_while_applying_is_dead_lettered_and_the_agent_goes_on(runtime):
     agent = purchases.register(runtime.app, runtime)
     codec = runtime.codec

@@ -55,7 +55,7 @@ class WorkerProcess:
             with urllib.request.urlopen(self.base_url + path, timeout=2) as response:  # noqa: S310
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, ""
+            return exc.code, exc.read().decode(errors="replace")
         except OSError:
             return None
 

@@ -171,6 +171,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "error": "bad",
         "step": "purchases",
         "failed_at": T,
+        "payload_size": 10,
+        "payload_sha256": "4c1e0d5a0b4b5c8d2a4e9b8f1f2e3d4c5b6a79808f7e6d5c4b3a291817161514",
     },
 }
 
@@ -258,6 +260,8 @@ DEAD_LETTER_FIELDS = [
     "error",
     "step",
     "failed_at",
+    "payload_size",
+    "payload_sha256",
 ]
 TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
 

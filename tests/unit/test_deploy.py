@@ -189,6 +189,8 @@ def test_compose_workers_form_one_group_with_their_own_state() -> None:
         state.append(volumes[0])
         assert "/ready" in " ".join(service["healthcheck"]["test"]), name
     assert len(set(state)) == len(state), "two workers share a state volume"
+    ids = [environment(s).get("CHURN_WORKER_ID") for s in found.values()]
+    assert None not in ids and len(set(ids)) == len(ids), "workers need distinct worker ids"
 
 
 def test_prometheus_scrapes_every_compose_worker_on_its_web_port() -> None:
@@ -354,6 +356,14 @@ def test_k8s_churn_variables_are_settings() -> None:
         used.update(e["name"] for e in container.get("env", []) if e["name"].startswith("CHURN_"))
     assert {"CHURN_DATA_DIR", "CHURN_WEB_HOST", "CHURN_KAFKA_BOOTSTRAP"} <= config_keys
     assert used <= known, f"unknown settings: {used - known}"
+
+
+def test_k8s_workers_take_their_stable_pod_name_as_worker_id() -> None:
+    # a StatefulSet pod keeps its name across restarts, and no two pods share one
+    (worker,) = [c for c in k8s_containers() if c["name"] == "worker"]
+    (env,) = [e for e in worker["env"] if e["name"] == "CHURN_WORKER_ID"]
+    assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "CHURN_WORKER_ID" not in configmap()  # one value for all pods would fence them
 
 
 def configmap() -> dict[str, str]:

@@ -100,6 +100,22 @@ def test_event_time_clock_tracks_each_stream():
     assert clock.now() == T0 - timedelta(days=2)
 
 
+def test_an_event_time_clock_restored_after_a_restart_goes_on_from_its_watermarks():
+    wall = [0.0]
+    clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
+    clock.restore(T0, "a")
+    clock.restore(T0 - timedelta(days=20), "b")
+    clock.restore(T0 - timedelta(days=50), "a")  # an older value kept never moves it back
+    assert clock.latest("a") == T0 and clock.latest("new") is None
+    assert clock.lower_bound(T0, "b") == T0 - timedelta(days=23)
+    # restored streams are idle (no input since the restart): "now" is not held back
+    assert clock.now() == T0 - timedelta(days=3)
+    clock.observe(T0 - timedelta(days=19), "b")  # new input on one stream
+    assert clock.now() == T0 - timedelta(days=22)
+    wall[0] = 40.0
+    assert clock.now() == T0 - timedelta(days=3)
+
+
 def test_signup_after_the_profile_change_is_rejected():
     record = {"event_id": "p1", "customer_id": "c1", "occurred_at": T0, "segment": "b2c",
               "signup_at": T0 + timedelta(days=365 * 180)}

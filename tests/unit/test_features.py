@@ -3,9 +3,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.buckets import WeekBuckets
+from streams.domain.buckets import DAY_MS, WeekBuckets
 from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
 from streams.domain.features import (
+    MAX_IDS,
     EngagementState,
     ProfileState,
     PurchaseState,
@@ -14,8 +15,14 @@ from streams.domain.features import (
     dumps,
     loads,
 )
+from streams.pipeline import PURCHASES, feature_step
+from streams.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+#: an id window longer than any history here, so arrival order never matters
+WHOLE = 400 * DAY_MS
+#: the default window: three days of allowed lateness plus an hour of allowed future
+WINDOW = (3 * 86400 + 3600) * 1000
 
 
 def purchase(n: int, day: float, amount: int = 1000) -> Purchase:
@@ -23,7 +30,7 @@ def purchase(n: int, day: float, amount: int = 1000) -> Purchase:
 
 
 def fresh_purchases() -> PurchaseState:
-    return PurchaseState(RecentIds(1024), 8)
+    return PurchaseState(RecentIds(WHOLE), 8)
 
 
 purchase_lists = st.lists(
@@ -61,7 +68,7 @@ def test_state_round_trips_through_json(events):
     state = fresh_purchases()
     for event in events:
         state.apply(event)
-    again = PurchaseState.from_json(loads(dumps(state.to_json())), 1024, 8)
+    again = PurchaseState.from_json(loads(dumps(state.to_json())), WHOLE, 8)
     assert again.signals() == state.signals()
     assert dumps(again.to_json()) == dumps(state.to_json())
 
@@ -96,7 +103,7 @@ def test_buckets_keep_a_bounded_window():
 
 
 def test_engagement_weekly_and_trend():
-    state = EngagementState(RecentIds(64), 8)
+    state = EngagementState(RecentIds(WHOLE), 8)
     for day in range(0, 60, 2):
         state.apply(Engagement(f"e{day}", "c1", T0 + timedelta(days=day), "login"))
     signals = state.signals()
@@ -106,7 +113,7 @@ def test_engagement_weekly_and_trend():
 
 
 def test_support_tickets_resolve_in_any_order():
-    a, b = SupportState(RecentIds(64), 8), SupportState(RecentIds(64), 8)
+    a, b = SupportState(RecentIds(WHOLE), 8), SupportState(RecentIds(WHOLE), 8)
     opened = SupportEvent("s1", "c1", T0, "ticket_opened", ticket_id="t1", sentiment=-0.8)
     resolved = SupportEvent("s2", "c1", T0 + timedelta(hours=5), "ticket_resolved",
                             ticket_id="t1")
@@ -121,14 +128,14 @@ def test_support_tickets_resolve_in_any_order():
 
 
 def test_latest_nps_by_event_time_wins():
-    state = SupportState(RecentIds(64), 8)
+    state = SupportState(RecentIds(WHOLE), 8)
     state.apply(SupportEvent("n2", "c1", T0 + timedelta(days=10), "nps_response", nps=3))
     state.apply(SupportEvent("n1", "c1", T0, "nps_response", nps=10))
     assert state.signals()["support.nps"] == 3
 
 
 def test_profile_older_change_never_overrides_newer():
-    state = ProfileState(RecentIds(64))
+    state = ProfileState(RecentIds(WHOLE))
     newer = ProfileChange("p2", "c1", T0 + timedelta(days=5), "b2b", T0, mrr_minor=10000,
                           cost_to_serve_minor=8000, products=2, consent=Consent(email=True))
     older = ProfileChange("p1", "c1", T0, "b2c", T0, products=1)
@@ -143,9 +150,104 @@ def test_profile_older_change_never_overrides_newer():
 @given(st.integers(min_value=1, max_value=3))
 def test_year_of_daily_history_stays_small(seed):
     # a busy customer: a purchase and an engagement every day for a year
-    p, e = PurchaseState(RecentIds(16), 8), EngagementState(RecentIds(16), 8)
+    p, e = PurchaseState(RecentIds(WINDOW), 8), EngagementState(RecentIds(WINDOW), 8)
     for day in range(365):
         p.apply(purchase(day, float(day), 1000 + seed * day))
         e.apply(Engagement(f"customer-000123-e-{day:05d}", "c1",
                            T0 + timedelta(days=day), "session", count=3, duration_s=600))
     assert len(dumps(p.to_json())) + len(dumps(e.to_json())) < 1000
+
+
+def burst(size: int, span_s: float, customer: str = "c1") -> list[Purchase]:
+    """``size`` purchases of one customer spread evenly over ``span_s`` seconds."""
+    step = span_s / max(1, size - 1)
+    return [Purchase(f"{customer}-order-{n:04d}", customer,
+                     T0 + timedelta(days=30, seconds=n * step), f"o{n}", 1000, "EUR")
+            for n in range(size)]
+
+
+def test_a_burst_of_40_delivered_twice_counts_40():
+    # a producer that retries (or a worker that crashed before committing) sends it again
+    state = PurchaseState(RecentIds(WINDOW), 8)
+    state.apply(purchase(0, 0.0))
+    events = burst(40, 60.0)
+    applied = [state.apply(e) for e in events + events]
+    assert applied == [True] * 40 + [False] * 40
+    assert state.orders == 41 and state.spend_minor == 41 * 1000
+
+
+@given(st.integers(min_value=1, max_value=MAX_IDS), st.floats(min_value=0, max_value=WINDOW / 1000),
+       st.randoms(use_true_random=False), st.booleans())
+def test_any_burst_re_delivered_in_any_order_counts_once(size, span_s, rnd, through_json):
+    events = burst(size, span_s)
+    first, again = list(events), list(events)
+    rnd.shuffle(first)
+    rnd.shuffle(again)
+    state = PurchaseState(RecentIds(WINDOW), 8)
+    assert all(state.apply(e) for e in first)
+    if through_json:  # a restarted worker: the state comes back from its changelog
+        state = PurchaseState.from_json(loads(dumps(state.to_json())), WINDOW, 8)
+    assert not any(state.apply(e) for e in again)
+    assert state.orders == size
+
+
+@settings(max_examples=25)
+@given(st.integers(min_value=MAX_IDS + 1, max_value=4 * MAX_IDS),
+       st.floats(min_value=0, max_value=WINDOW / 1000), st.randoms(use_true_random=False))
+def test_a_flood_past_the_id_cap_is_still_counted_once(size, span_s, rnd):
+    # more ids than are kept: the oldest seconds are forgotten, and their events then count
+    # as seen, so the memory stays bounded and a re-delivery still adds nothing (a first
+    # delivery in time order: a genuine event older than every id kept is taken for one)
+    events = burst(size, span_s)
+    state = PurchaseState(RecentIds(WINDOW), 8)
+    assert all(state.apply(e) for e in events)
+    again = list(events)
+    rnd.shuffle(again)
+    assert not any(state.apply(e) for e in again)
+    assert state.orders == size
+    kept = list(state.ids.seconds.values())
+    assert len(kept) <= max(MAX_IDS, kept.count(state.ids.latest))  # the latest second whole
+
+
+def test_ids_are_forgotten_once_behind_the_window_and_older_events_count_as_seen():
+    ids = RecentIds(WINDOW)
+    assert not ids.seen("a", T0)
+    assert not ids.seen("b", T0 + timedelta(days=3))
+    assert ids.seen("a", T0) and ids.seen("b", T0 + timedelta(days=3))
+    assert not ids.seen("c", T0 + timedelta(days=4, hours=2))  # "a" is now out of the window
+    assert len(ids.seconds) == 2
+    # an event that far behind the latest cannot be told from a re-delivery (the intake
+    # dead-letters a genuine one as too late before it gets here)
+    assert ids.seen("new-but-old", T0 + timedelta(minutes=30))
+    assert not ids.seen("late-inside-the-window", T0 + timedelta(days=2))
+
+
+def test_ids_round_trip_through_json_with_their_hours():
+    ids = RecentIds(WINDOW)
+    for n in range(MAX_IDS + 10):  # past the cap, so a floor is kept
+        ids.seen(f"e{n}", T0 + timedelta(seconds=100 * n))
+    again = RecentIds.from_json(WINDOW, loads(dumps({"i": ids.to_json()}))["i"])
+    assert again == ids and again.floor is not None
+    assert RecentIds.from_json(WINDOW, []) == RecentIds(WINDOW)
+
+
+def test_the_former_id_memory_is_read_as_empty():
+    # 32-bit hashes without event times, as states written before the window were kept
+    ids = RecentIds.from_json(WINDOW, "AAAAAAEAAAA=")
+    assert ids == RecentIds(WINDOW) and not ids.seen("e1", T0)
+
+
+def test_distinct_ids_are_never_taken_for_one_another():
+    ids = RecentIds(WINDOW)
+    assert not any(ids.seen(f"customer-000001-e-{n:06d}", T0) for n in range(MAX_IDS))
+
+
+def test_a_worker_counts_a_burst_delivered_twice_once():
+    # the family step as a worker runs it, with the default settings
+    settings = Settings(_env_file=None)
+    table: dict[bytes, bytes] = {}
+    events = burst(40, 30.0)
+    changed = [feature_step(PURCHASES, table, e, settings).changed for e in events + events]
+    assert changed == [True] * 40 + [False] * 40
+    state = PURCHASES.load_state(loads(table[b"c1"]), settings)
+    assert isinstance(state, PurchaseState) and state.orders == 40
