@@ -292,13 +292,16 @@ def produce(
     worker's partitions close in event time, so that none runs so far ahead that the
     others' records fall behind the allowed lateness (docs/operations.md).
     """
-    from streams.backtest import print_bad_lines, read_events
+    from streams.backtest import HistoryFormatError, print_bad_lines, read_events
     from streams.codec import build_codec
     from streams.demo import produce_paced
     from streams.kafka_io import DeliveryError
 
     console = Console(stderr=True)
-    records, errors = read_events(events, currency=currency)
+    try:
+        records, errors = read_events(events, currency=currency)
+    except HistoryFormatError as exc:
+        raise _fail(str(exc), 2) from exc
     print_bad_lines(events, errors, console)
     if not records:
         raise _fail(f"{events}: no usable records", 2)
@@ -359,13 +362,14 @@ def backtest(
 ) -> None:
     """Replay a history in event-time order through the workers' own code, in process
     (no broker), and report how early and how well churnwatch warns (docs/backtest.md)."""
-    from streams.backtest import backtest_main
+    from streams.backtest import HistoryFormatError, NothingToReplayError, backtest_main
 
     as_of = _parse_time(until, "--until")
-    result = backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
-                           currency=currency)
-    if result.events == 0:
-        raise _fail(f"{events}: no usable records (see the lines above)")
+    try:
+        backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
+                      currency=currency)
+    except (HistoryFormatError, NothingToReplayError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
