@@ -848,7 +848,7 @@ def summary_table(result: BacktestResult) -> Table:
     table.add_row("period", f"{period['start']} .. {period['until']} ({period['days']} d)")
     counts = report["counts"]
     table.add_row("events replayed", f"{counts['events']:,}")
-    table.add_row("bad lines / rejected", f"{counts['bad_lines']} / {counts['rejected']}")
+    table.add_row("bad lines / rejected", f"{counts['bad_lines']:,} / {counts['rejected']:,}")
     table.add_row("customers", f"{counts['customers']:,}")
     table.add_row("customers alerted", f"{counts['customers_alerted']:,}")
     truth = report["truth"]
@@ -867,9 +867,9 @@ def summary_table(result: BacktestResult) -> Table:
                       ", ".join(f"{band} {v['share']:.0%} of {v['customers']:,}"
                                 for band, v in holdout["by_band"].items()))
     table.add_row("flapping rate", _fmt(report["flapping_rate"]))
-    table.add_row("bands", ", ".join(f"{k} {v}" for k, v in sorted(report["bands"].items())))
+    table.add_row("bands", ", ".join(f"{k} {v:,}" for k, v in sorted(report["bands"].items())))
     top = sorted(report["reasons"].items(), key=lambda kv: -kv[1])[:3]
-    table.add_row("top reasons", ", ".join(f"{k} {v}" for k, v in top) or "-")
+    table.add_row("top reasons", ", ".join(f"{k} {v:,}" for k, v in top) or "-")
     table.add_row("throughput", f"{_fmt(report['throughput_events_per_s'])} events/s")
     return table
 

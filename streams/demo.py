@@ -144,19 +144,19 @@ class Summary:
             if churned is None:
                 lapsing = persona in LAPSING
                 cells: list[Text | str] = [Text(persona + (" *" if lapsing else ""),
-                              style="" if lapsing else "dim"), str(len(members))]
+                              style="" if lapsing else "dim"), f"{len(members):,}"]
             else:
                 left = sum(c in churned for c in members)
-                cells = [Text(persona, style="" if left else "dim"), str(len(members)),
-                         str(left)]
+                cells = [Text(persona, style="" if left else "dim"), f"{len(members):,}",
+                         f"{left:,}"]
             table.add_row(
                 *cells,
-                str(sum(c in self.flagged for c in members)),
-                str(sum(c in self.at_risk_now for c in members)),
-                str(sum(c in self.recovered for c in members)),
-                str(sum(c in self.champions for c in members)),
-                f"{bands.get('healthy', 0)} / {bands.get('watch', 0)} / "
-                f"{bands.get('at_risk', 0)}")
+                f"{sum(c in self.flagged for c in members):,}",
+                f"{sum(c in self.at_risk_now for c in members):,}",
+                f"{sum(c in self.recovered for c in members):,}",
+                f"{sum(c in self.champions for c in members):,}",
+                f"{bands.get('healthy', 0):,} / {bands.get('watch', 0):,} / "
+                f"{bands.get('at_risk', 0):,}")
         table.caption = ("* personas scripted to lapse; the others should stay healthy"
                          if churned is None else
                          "left: churned for good within the simulated period (truth file)")
@@ -790,7 +790,7 @@ def _report(console: Console, summary: Summary, cast: dict[str, str],
     console.print(summary.line())
     if summary.dead_reasons:
         console.print("dead letters by reason: " + ", ".join(
-            f"{reason} {n}" for reason, n in summary.dead_reasons.most_common()))
+            f"{reason} {n:,}" for reason, n in summary.dead_reasons.most_common()))
     console.print(summary.persona_table(cast, churned))
     console.print(Text("output topics: " + ", ".join(settings.topic(t) for t in OUTPUT_TOPICS),
                        style="dim"))
