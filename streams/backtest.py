@@ -252,6 +252,16 @@ def load_truth(path: Path) -> dict[str, Truth]:
     return truth
 
 
+def written_by_the_simulator(path: Path) -> bool:
+    """Whether a truth file is the one ``churnwatch simulate`` wrote (its header): its
+    history then carries the simulator's intended noise (docs/simulator.md)."""
+    from streams.simulator import TRUTH_HEADER
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return tuple(name.strip() for name in header) == TRUTH_HEADER
+
+
 # --------------------------------------------------------------------------- replay
 
 
@@ -896,6 +906,18 @@ def _print_rejections(rejections: Sequence[Rejection], console: Console) -> None
                       f"{example.event_id}: {example.error}[/yellow]")
 
 
+def _print_intended_noise(errors: Sequence[LineError], rejections: Sequence[Rejection],
+                          console: Console) -> None:
+    """One line for the bad lines and rejected records of a simulated history: the
+    simulator put them there on purpose, to show that they are refused and counted."""
+    reasons = Counter(rejection.reason for rejection in rejections)
+    by_reason = ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
+    console.print(f"[dim]the simulator's intended noise, refused as a worker would: "
+                  f"{len(errors):,} malformed line(s) skipped, {len(rejections):,} invalid "
+                  f"record(s) rejected{f' ({by_reason})' if by_reason else ''}[/dim]",
+                  highlight=False)
+
+
 def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_dir: Path,
                   settings: Settings, console: Console, *,
                   currency: str = "EUR") -> BacktestResult:
@@ -905,7 +927,9 @@ def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_
     a file of neither format, :class:`NothingToReplayError` when no record was usable."""
     records, errors = read_events(events, currency=currency,
                                   lazy=events.stat().st_size > LAZY_READ_ABOVE_BYTES)
-    print_bad_lines(events, errors, console)
+    simulated = truth is not None and written_by_the_simulator(truth)
+    if not records or not simulated:
+        print_bad_lines(events, errors, console)
     if not records:
         raise NothingToReplayError(f"{events}: no usable records (see the lines above)")
     facts = load_truth(truth) if truth is not None else None
@@ -915,7 +939,10 @@ def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_
         result = run_backtest(records, settings, truth=facts, until=until,
                               progress=lambda done: bar.update(task, completed=done))
     result.load_errors = errors
-    _print_rejections(result.rejections, console)
+    if simulated and result.start is not None:
+        _print_intended_noise(errors, result.rejections, console)
+    else:
+        _print_rejections(result.rejections, console)
     if result.events == 0:
         raise NothingToReplayError(f"{events}: no record lies at or before --until "
                                    f"{until.isoformat() if until else ''}")

@@ -105,7 +105,10 @@ class Summary:
     dead_reasons: Counter[str] = field(default_factory=Counter)
     erased: int = 0
     produced: int | None = None
+    total: int | None = None  # records to produce, once known
     consumed: int | None = None
+    #: the inputs carry deliberate noise (the simulator's): dead letters are expected
+    noise_intended: bool = False
 
     def line(self) -> Text:
         counts = Counter(self.bands.values())
@@ -118,8 +121,11 @@ class Summary:
         text.append(f"| at-risk events {self.at_risk_events:,} "
                     f"(open {len(self.at_risk_now):,})  recovered {self.recovered_events:,}  "
                     f"champions {len(self.champions):,}  ")
-        text.append(f"dead letters {self.dead_letters:,}",
-                    style="yellow" if self.dead_letters else "")
+        if self.noise_intended:
+            text.append(f"dead letters {self.dead_letters:,} (intended noise)", style="dim")
+        else:
+            text.append(f"dead letters {self.dead_letters:,}",
+                        style="yellow" if self.dead_letters else "")
         if self.produced is not None:
             consumed = f"{self.consumed:,}" if self.consumed is not None else "?"
             text.append(f"  | worker consumed {consumed}/{self.produced:,}", style="dim")
@@ -172,14 +178,15 @@ class OutputPrinter:
     def __init__(self, console: Console, *, every_score: bool = False,
                  seed: int | None = None, max_dead_letters: int = 20,
                  cast: dict[str, str] | None = None,
-                 churned: frozenset[str] = frozenset()) -> None:
+                 churned: frozenset[str] = frozenset(),
+                 noise_intended: bool = False) -> None:
         self.console = console
         self.max_dead_letters = max_dead_letters
         self.every_score = every_score
         self.seed = seed
         self.cast = cast  # customer -> persona (the simulator's truth)
         self.churned = churned
-        self.summary = Summary()
+        self.summary = Summary(noise_intended=noise_intended)
 
     def _who(self, customer: str | None) -> Text:
         text = Text(customer or "?", style="bold")
@@ -312,6 +319,14 @@ class OutputPrinter:
         s = self.summary
         s.dead_letters += 1
         s.dead_reasons[r["reason"]] += 1
+        if s.noise_intended:
+            # the first of each reason shows the routing at work; the rest are counted
+            if s.dead_reasons[r["reason"]] == 1:
+                self.console.print(Text(
+                    f"{_when(r, 'failed_at')}  dead letter (intended noise)  "
+                    f"{r['source_topic']}/{r['source_partition']}/{r['source_offset']}  "
+                    f"{r['reason']} in {r['step']}: {r['error']}", style="dim"))
+            return
         if s.dead_letters > self.max_dead_letters:
             if s.dead_letters == self.max_dead_letters + 1:
                 self.console.print(Text("further dead letters are only counted",
@@ -710,17 +725,18 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     console.print(
         f"simulated {options.customers} customers over {options.weeks} weeks from "
         f"{sim.config.start:%Y-%m-%d} (seed {options.seed}): {len(sim.items):,} records "
-        f"incl. {counts.duplicates} duplicates, {counts.late + counts.very_late} late, "
-        f"{counts.malformed} malformed and {counts.invalid} invalid; "
-        f"{len(churned)} customers leave; personas "
-        + ", ".join(f"{p} {n}" for p, n in mix.most_common()))
+        f"incl. the intended noise of {counts.duplicates:,} duplicates, "
+        f"{counts.late + counts.very_late:,} late ({counts.very_late:,} beyond the allowed "
+        f"lateness), {counts.malformed:,} malformed and {counts.invalid:,} invalid; "
+        f"{len(churned):,} customers leave; personas "
+        + ", ".join(f"{p} {n:,}" for p, n in mix.most_common()))
     if options.pace > 0:
         console.print(f"producing {options.pace:g} simulated days per second; outputs are "
                       "printed as they arrive (Ctrl-C to stop)")
     console.rule()
 
     printer = OutputPrinter(console, every_score=options.every_score, cast=cast,
-                            churned=churned)
+                            churned=churned, noise_intended=True)
     summary = printer.summary
     summary.produced = 0
     codec = build_codec(settings)
@@ -778,19 +794,27 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                 console.print(f"no new output for {options.idle_seconds:g}s: done",
                               style="dim")
                 break
-    _report(console, summary, cast, churned, settings)
+    noise = (counts.malformed, counts.invalid, counts.very_late)
+    _report(console, summary, cast, churned, settings, noise)
     if summary.produced and not summary.health_changes:
         raise DemoError(f"the worker consumed {summary.consumed or 0:,} of "
                         f"{summary.produced:,} records but published no health score")
 
 
 def _report(console: Console, summary: Summary, cast: dict[str, str],
-            churned: frozenset[str], settings: Settings) -> None:
+            churned: frozenset[str], settings: Settings,
+            noise: tuple[int, int, int]) -> None:
+    """The closing summary; ``noise``: the malformed, invalid and very late records the
+    simulator sent on purpose, which the worker should have dead-lettered."""
     console.rule()
     console.print(summary.line())
     if summary.dead_reasons:
-        console.print("dead letters by reason: " + ", ".join(
-            f"{reason} {n:,}" for reason, n in summary.dead_reasons.most_common()))
+        malformed, invalid, very_late = noise
+        console.print(
+            "dead letters by reason: " + ", ".join(
+                f"{reason} {n:,}" for reason, n in summary.dead_reasons.most_common())
+            + f" (the simulator sent {malformed:,} malformed, {invalid:,} invalid and "
+            f"{very_late:,} very late records on purpose)", style="dim", highlight=False)
     console.print(summary.persona_table(cast, churned))
     console.print(Text("output topics: " + ", ".join(settings.topic(t) for t in OUTPUT_TOPICS),
                        style="dim"))

@@ -99,3 +99,27 @@ def test_produce_refuses_a_file_of_neither_format_before_connecting(tmp_path):
                                       "127.0.0.1:1"])
     assert result.exit_code == 2
     assert "neither JSON Lines nor a CSV" in " ".join(result.output.split())
+
+
+def test_the_simulators_noise_is_summarised_as_intended_in_one_line(tmp_path):
+    from streams.simulator import SimulationConfig, simulate, write_jsonl, write_truth
+
+    sim = simulate(SimulationConfig(customers=60, months=3, seed=4))
+    assert sim.counts.malformed and sim.counts.invalid
+    events, truth = tmp_path / "events.jsonl", tmp_path / "truth.csv"
+    write_jsonl(sim.items, events)
+    write_truth(sim.truth, truth)
+    runs = {}
+    for name, truth_file in (("simulated", truth), ("plain", None)):
+        console = Console(file=io.StringIO(), width=300)
+        backtest_main(events, truth_file, None, tmp_path / name,
+                      Settings(_env_file=None, clock="event"), console)
+        runs[name] = console.file.getvalue()
+    noise = [line for line in runs["simulated"].splitlines() if "intended noise" in line]
+    assert len(noise) == 1
+    assert f"{sim.counts.malformed:,} malformed line(s) skipped" in noise[0]
+    assert f"{sim.counts.invalid:,} invalid record(s) rejected" in noise[0]
+    assert "events.jsonl:" not in runs["simulated"]
+    assert "record(s) as" not in runs["simulated"]  # no per-reason warning lines
+    # without the simulator's truth file nothing says the bad lines are intended
+    assert "intended" not in runs["plain"] and "events.jsonl:" in runs["plain"]
