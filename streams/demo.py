@@ -14,7 +14,6 @@ out, whatever the way out is.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import signal
@@ -385,10 +384,7 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
     """
     from streams.simulator import produce_items
 
-    # librdkafka's start-up warnings (e.g. a fresh broker still loading its coordinator)
-    # would scroll through the progress bar; errors still reach stderr
-    producer = make_producer(settings, logger=logging.Logger("churnwatch.producer",
-                                                             level=logging.ERROR))
+    producer = make_producer(settings)
     own = progress is None
     bar = progress if progress is not None else make_progress(console)
     task = bar.add_task("producing", total=sum(len(batch) for _, batch in days), day="")
@@ -585,13 +581,11 @@ def demo_settings(base: Settings, *, bootstrap: str, data_dir: Path) -> Settings
 
 def drop_demo_topics(settings: Settings) -> str | None:
     """Delete this run's topics and the worker's changelog topics from the cluster."""
-    from confluent_kafka.admin import AdminClient
-
-    from streams.topics import TopicsError, delete_topics
+    from streams.topics import TopicsError, delete_topics, make_admin
 
     try:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        names = [name for name in admin.list_topics(timeout=10).topics
+        admin = make_admin(settings)
+        names = [name for name in admin.list_topics(timeout=settings.kafka_timeout_s).topics
                  if name.startswith((settings.topic_prefix, f"{settings.app_id}-"))]
         delete_topics(settings, admin, topics=names)
     except (TopicsError, KafkaException) as exc:
@@ -681,7 +675,7 @@ def run_demo(base: Settings, options: DemoOptions, console: Console | None = Non
 
 def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     from streams.simulator import SimulationConfig, simulate
-    from streams.topics import TopicsError, ensure_topics
+    from streams.topics import BrokerUnreachableError, TopicsError, ensure_topics
 
     console = run.console
     console.rule("[bold]churnwatch demo")
@@ -697,14 +691,17 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                       f"(files in {run.broker_dir})")
 
     settings = demo_settings(base, bootstrap=bootstrap, data_dir=run.root / "data")
-    if run.broker_dir is None:
-        run.external = settings
     settings = settings.model_copy(
         update={"lapse_check_interval_s": tick_interval(base, options.pace)})
     try:
         created = ensure_topics(settings)
+    except BrokerUnreachableError as exc:
+        raise DemoError(str(exc)) from exc  # nothing was created
     except TopicsError as exc:
+        run.external = settings if run.broker_dir is None else None
         raise DemoError(str(exc)) from exc
+    if run.broker_dir is None:
+        run.external = settings
     console.print(f"created {len(created)} topics with prefix [bold]{settings.topic_prefix}"
                   f"[/bold] and the tables' changelogs ({settings.partitions} partitions each)")
 

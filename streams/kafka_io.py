@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from streams.codec import Codec, DecodeError
+from streams.logs import kafka_logger
 from streams.settings import (
     TOPIC_ENGAGEMENT,
     TOPIC_ERASURE,
@@ -68,6 +69,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "enable.idempotence": True,
         "acks": "all",
         "queue.buffering.max.messages": 200_000,
+        "logger": kafka_logger(),
     }
     config.update(overrides)
     return Producer(config)
@@ -172,6 +174,7 @@ class OutputReader:
             "enable.auto.commit": group_id is not None,
             "enable.partition.eof": False,
             "topic.metadata.refresh.interval.ms": 2000,
+            "logger": kafka_logger(),
         })
         self.consumer.subscribe(list(self.logical))
         self._closed = False

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
     )
+    kafka_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds a command waits for the Kafka cluster to answer "
+        "before it gives up with one line and exit code 1."
+    )
     topic_prefix: str = Field("", description="Prefix put in front of every topic name.")
     partitions: int = Field(8, ge=1, description="Partition count of every churnwatch topic.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of new topics.")
