@@ -428,8 +428,9 @@ def demo(
     until_idle: Annotated[bool, typer.Option(
         "--until-idle", help="Stop once everything is produced and no output came for "
                              "--idle-seconds.")] = False,
-    idle_seconds: Annotated[float, typer.Option(min=1, help="Quiet time for --until-idle.")]
-    = 20.0,
+    idle_seconds: Annotated[float, typer.Option(
+        min=1, help="Quiet time after which the demo says the population is replayed (and "
+                    "stops, with --until-idle).")] = 20.0,
     every_score: Annotated[bool, typer.Option(
         help="Print every health score change, not only band changes.")] = False,
     keep: Annotated[bool, typer.Option(
@@ -440,7 +441,8 @@ def demo(
     Starts a Kafka broker (unless CHURN_KAFKA_BOOTSTRAP is set), creates fresh topics,
     starts one worker, produces a few hundred scripted customers over some weeks of
     event time and prints the health changes and alerts as they arrive. Stops on Ctrl-C,
-    or by itself with --duration or --until-idle, and cleans up after itself.
+    or by itself with --duration or --until-idle, prints the same summary whichever way it
+    stops, and cleans up after itself.
     """
     from streams.demo import DemoOptions, run_demo
 

@@ -125,8 +125,11 @@ class Summary:
         else:
             text.append(f"dead letters {self.dead_letters:,}",
                         style="yellow" if self.dead_letters else "")
-        if self.produced is not None:
-            consumed = f"{self.consumed:,}" if self.consumed is not None else "?"
+        consumed = f"{self.consumed:,}" if self.consumed is not None else "?"
+        if self.total is not None and (self.produced or 0) < self.total:
+            text.append(f"  | produced {self.produced or 0:,}/{self.total:,}, "
+                        f"worker consumed {consumed}", style="dim")
+        elif self.produced is not None:
             text.append(f"  | worker consumed {consumed}/{self.produced:,}", style="dim")
         return text
 
@@ -372,7 +375,8 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
                  *, pace: float, console: Console, progress: Progress | None = None,
                  wait: Callable[[float], None] = time.sleep,
                  stop: Callable[[], bool] | None = None,
-                 gate: Callable[[int], None] | None = None) -> int:
+                 gate: Callable[[int], None] | None = None,
+                 sent: Callable[[int], object] | None = None) -> int:
     """Produce the items one day at a time, ``pace`` days per second of wall time (0: as
     fast as possible), with a progress bar. Returns the records produced. A malformed item
     is produced as its raw bytes.
@@ -381,6 +385,7 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
     days but the last two produced so far, and should return once the consumer has read
     them: a replaying worker's event-time clock then never runs more than two days ahead
     of any record still to be read, so nothing falls behind its allowed lateness.
+    ``sent(n)``, when given, is called with the records produced since its last call.
     """
     from streams.simulator import produce_items
 
@@ -390,6 +395,12 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
     task = bar.add_task("producing", total=sum(len(batch) for _, batch in days), day="")
     count = 0
     through: list[int] = []  # records produced up to and including each day
+
+    def advance(n: int) -> None:
+        bar.advance(task, n)
+        if sent is not None:
+            sent(n)
+
     with bar if own else contextlib.nullcontext():
         started = time.monotonic()
         first: datetime | None = None
@@ -404,7 +415,7 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
             if gate is not None and len(through) >= 2:
                 gate(through[-2])
             count += produce_items(settings, codec, batch, producer=producer,
-                                   progress=lambda n: bar.advance(task, n))
+                                   progress=advance)
             through.append(count)
             bar.update(task, day=day.date().isoformat())
     return count
@@ -729,13 +740,14 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
         + ", ".join(f"{p} {n:,}" for p, n in mix.most_common()))
     if options.pace > 0:
         console.print(f"producing {options.pace:g} simulated days per second; outputs are "
-                      "printed as they arrive (Ctrl-C to stop)")
+                      "printed as they arrive (Ctrl-C stops and shows the summary)")
     console.rule()
 
     printer = OutputPrinter(console, every_score=options.every_score, cast=cast,
                             churned=churned, noise_intended=True)
     summary = printer.summary
-    summary.produced = 0
+    days = sim.arrival_days()
+    summary.produced, summary.total = 0, sum(len(batch) for _, batch in days)
     codec = build_codec(settings)
     run.reader = OutputReader(settings, codec, list(OUTPUT_TOPICS))
     worker = run.worker
@@ -772,30 +784,60 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                                 f"within {options.lag_timeout:g}s; it is stuck or too slow")
             drain(0.1)
 
+    def count_sent(n: int) -> None:
+        summary.produced = (summary.produced or 0) + n
+
     progress = make_progress(console)
     produce_started = time.monotonic()
-    with Live(Group(progress, summary), console=console, refresh_per_second=4,
-              transient=True):
-        summary.produced = produce_days(
-            settings, codec, sim.arrival_days(), pace=options.pace, console=console,
-            progress=progress, wait=lambda s: drain(min(s, 0.25)), stop=out_of_time,
-            gate=gate)
-        console.print(f"produced {summary.produced:,} records in "
-                      f"{time.monotonic() - produce_started:.0f}s; watching the outputs",
-                      style="dim")
-        while not out_of_time():
-            drain(0.25)
-            caught_up = summary.consumed is not None and summary.consumed >= summary.produced
-            if (options.until_idle and caught_up
-                    and time.monotonic() - last_output >= options.idle_seconds):
-                console.print(f"no new output for {options.idle_seconds:g}s: done",
-                              style="dim")
-                break
+    stopped_by: str | None = None
+    try:
+        with Live(Group(progress, summary), console=console, refresh_per_second=4,
+                  transient=True) as live:
+            summary.produced = produce_days(
+                settings, codec, days, pace=options.pace, console=console,
+                progress=progress, wait=lambda s: drain(min(s, 0.25)), stop=out_of_time,
+                gate=gate, sent=count_sent)
+            live.update(summary)  # the bar has done its job
+            console.print(f"produced {summary.produced:,} records in "
+                          f"{time.monotonic() - produce_started:.0f}s; watching the outputs",
+                          style="dim")
+            announced = False
+            while not out_of_time():
+                drain(0.25)
+                if not replayed(summary, time.monotonic() - last_output,
+                                options.idle_seconds):
+                    continue
+                if options.until_idle:
+                    console.print(f"no new output for {options.idle_seconds:g}s: done",
+                                  style="dim")
+                    break
+                if not announced:
+                    announced = True
+                    console.print(
+                        f"the whole population is replayed: the worker consumed all "
+                        f"{summary.produced:,} records and nothing new came for "
+                        f"{options.idle_seconds:g}s; press Ctrl-C for the summary",
+                        style="bold")
+    except KeyboardInterrupt:
+        stopped_by = "Ctrl-C"
+    except _Terminated as exc:
+        stopped_by = str(exc)
+    if stopped_by is not None:
+        console.print(f"\nstopped by {stopped_by}", style="dim")
     noise = (counts.malformed, counts.invalid, counts.very_late)
     _report(console, summary, cast, churned, settings, noise)
-    if summary.produced and not summary.health_changes:
+    if stopped_by is None and summary.produced and not summary.health_changes:
         raise DemoError(f"the worker consumed {summary.consumed or 0:,} of "
                         f"{summary.produced:,} records but published no health score")
+
+
+def replayed(summary: Summary, quiet_s: float, idle_s: float) -> bool:
+    """Whether the demo has nothing more to show: every record is produced and consumed,
+    and no output came for ``idle_s`` seconds."""
+    produced = summary.produced or 0
+    done = summary.total is None or produced >= summary.total
+    return (done and summary.consumed is not None and summary.consumed >= produced
+            and quiet_s >= idle_s)
 
 
 def _report(console: Console, summary: Summary, cast: dict[str, str],

@@ -48,3 +48,25 @@ def test_unexpected_dead_letters_stand_out():
     text = console.file.getvalue()
     assert text.count("DEAD LETTER") == 3 and "intended noise" not in text
     assert "dead letters 3" in plain(out) and "intended" not in plain(out)
+
+
+def test_the_status_line_shows_produced_of_total_while_producing():
+    out, _ = printer()
+    summary = out.summary
+    summary.produced, summary.total, summary.consumed = 4_893, 11_947, 4_500
+    assert "produced 4,893/11,947, worker consumed 4,500" in plain(out)
+    summary.produced = summary.consumed = 11_947
+    line = plain(out)
+    assert "worker consumed 11,947/11,947" in line and "produced" not in line
+
+
+def test_the_replay_is_done_once_everything_is_produced_consumed_and_quiet():
+    from streams.demo import Summary, replayed
+
+    summary = Summary(produced=100, total=120, consumed=100)
+    assert not replayed(summary, quiet_s=60, idle_s=20)  # still producing
+    summary.produced = 120
+    assert not replayed(summary, quiet_s=60, idle_s=20)  # the worker is behind
+    summary.consumed = 120
+    assert not replayed(summary, quiet_s=5, idle_s=20)  # outputs still coming
+    assert replayed(summary, quiet_s=20, idle_s=20)
