@@ -17,6 +17,12 @@ from tests.integration.workers import wait_for
 pytestmark = pytest.mark.integration
 
 
+def _ctrl_c_reaches_it() -> None:
+    """A test run started in the background inherits SIGINT ignored, and Python then leaves
+    it ignored: give the demo the disposition it has in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Demo:
     """A `churnwatch demo` process on the session broker, its output in a file."""
 
@@ -28,7 +34,7 @@ class Demo:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "demo", "--customers", "40",
                  "--weeks", "4", *args], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
-                stdout=sink, stderr=subprocess.STDOUT)
+                stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_ctrl_c_reaches_it)
 
     def text(self) -> str:
         return self.out.read_text(errors="replace")
