@@ -375,6 +375,7 @@ def watch(
     """Print health changes, at-risk, recovered and champion events and dead letters."""
     from streams.codec import build_codec
     from streams.demo import OutputPrinter, watch_outputs
+    from streams.topics import BrokerUnreachableError
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     _reach(settings)
@@ -385,6 +386,8 @@ def watch(
                       from_beginning=from_beginning)
     except KeyboardInterrupt:
         pass
+    except BrokerUnreachableError as exc:
+        raise _fail(f"lost the cluster: {exc}") from exc
     console.print(printer.summary.line())
 
 

@@ -760,7 +760,11 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
         """Read and print outputs for up to ``seconds``; check on the worker."""
         nonlocal last_output, last_metrics
         assert run.reader is not None
-        for topic, type_name, record in run.reader.poll(max(seconds, 0.01)):
+        try:
+            outputs = run.reader.poll(max(seconds, 0.01))
+        except BrokerUnreachableError as exc:
+            raise DemoError(f"lost the cluster: {exc}") from exc
+        for topic, type_name, record in outputs:
             printer.handle(topic, type_name, record)
             last_output = time.monotonic()
         if not worker.alive():
