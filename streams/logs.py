@@ -33,6 +33,7 @@ HARMLESS = re.compile(r"GroupCoordinatorNotAvailable|Coordinator load in progres
 #: every reconnect attempt (about twenty a second).
 UNREACHABLE = re.compile(
     r"Connection refused|Connect to .* failed|Broker transport failure|brokers are down"
+    r"|Disconnected|connection closed by peer"
     r"|Failed to resolve|Timed out .*(?:ApiVersion|Metadata)|Connection setup timed out",
     re.IGNORECASE)
 #: Distinct messages remembered by one :class:`KafkaClientFilter`.

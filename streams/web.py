@@ -69,6 +69,10 @@ def register_lookup(app: faust.App, rt: Runtime) -> None:
     def holds(partition: int) -> bool:
         return bool(app.assignor.is_active(TP(changelog, partition)))
 
+    def recovering(web: Any) -> Any:
+        return web.json({"error": "this worker's tables are recovering; ask again"},
+                        status=503, headers={"Retry-After": "1"})
+
     async def forward(web: Any, request: Any, owner: str) -> Any:
         headers = {"Authorization": request.headers.get("Authorization", ""),
                    FORWARDED: me}
@@ -99,6 +103,8 @@ def register_lookup(app: faust.App, rt: Runtime) -> None:
                 return await forward(web, request, owner)
             return web.json({"error": f"partition {partition} is moving between workers; "
                              "ask again"}, status=503, headers={"Retry-After": "1"})
+        if not rt.recovered():
+            return recovering(web)
         raw = rt.tables[HEALTH_TABLE].get(key) if HEALTH_TABLE in rt.tables else None
         if raw is None:
             return web.json({"error": f"no health known for customer {customer_id!r}"},
@@ -120,6 +126,8 @@ def register_lookup(app: faust.App, rt: Runtime) -> None:
         if band not in BANDS or not 1 <= limit <= MAX_LIMIT:
             return web.json({"error": f"band must be one of {', '.join(BANDS)} and limit "
                              f"1..{MAX_LIMIT}"}, status=400)
+        if not rt.recovered():
+            return recovering(web)
         table = rt.tables.get(HEALTH_TABLE)
         items = [] if table is None else [
             (key, raw) for key, raw in table.items()

@@ -76,6 +76,9 @@ def test_librdkafka_connection_failures_are_debug_but_aiokafkas_are_not(monkeypa
     noisy = KafkaClientFilter()
     refused = "FAIL [rdkafka#producer-1] 127.0.0.1:1/bootstrap: Connection refused"
     assert not noisy.filter(client_record(KAFKA_LOGGER, logging.ERROR, refused))
+    closed = ("FAIL [rdkafka#consumer-2] 127.0.0.1:9/1: Disconnected: connection closed by "
+              "peer: receive 0 after POLLIN (after 2177ms in state UP)")
+    assert not noisy.filter(client_record(KAFKA_LOGGER, logging.WARNING, closed))
     # a worker's own client losing its broker mid-run is worth a line
     worker = client_record("aiokafka.conn", logging.ERROR, "Unable connect to node: "
                            "Connection refused")
