@@ -8,6 +8,7 @@
 #                                       only its bootstrap address (127.0.0.1:PORT) on stdout
 #   scripts/kafka-local.sh stop DIR     stop it (SIGTERM, then SIGKILL after a grace period)
 #   scripts/kafka-local.sh status DIR   print its state; exit 0 when running, 3 when not
+#                                       (stop and status create nothing)
 #
 # Environment:
 #   CHURN_KAFKA_CACHE            jar cache root (default: $HOME/.cache/churnwatch)
@@ -119,6 +120,12 @@ cmd_fetch() {
 abs_dir() {
     [[ -n "${1:-}" ]] || usage
     mkdir -p "$1"
+    (cd "$1" && pwd -P)
+}
+
+# Prints the physical path of DIR when it exists; creates nothing (for stop and status).
+existing_dir() {
+    [[ -d "$1" ]] || return 1
     (cd "$1" && pwd -P)
 }
 
@@ -423,7 +430,11 @@ stop_pid() {
 
 cmd_stop() {
     local dir pid grace="${CHURN_KAFKA_STOP_TIMEOUT:-30}"
-    dir="$(abs_dir "${1:-}")"
+    [[ -n "${1:-}" ]] || usage
+    if ! dir="$(existing_dir "$1")"; then
+        log "not running (no directory $1)"
+        return 0
+    fi
     if pid="$(live_pid "${dir}")"; then
         log "stopping pid ${pid}"
         stop_pid "${dir}" "${pid}" "${grace}"
@@ -439,7 +450,11 @@ cmd_stop() {
 
 cmd_status() {
     local dir pid
-    dir="$(abs_dir "${1:-}")"
+    [[ -n "${1:-}" ]] || usage
+    if ! dir="$(existing_dir "$1")"; then
+        printf 'stopped\n'
+        return 3
+    fi
     if pid="$(live_pid "${dir}")"; then
         printf 'running pid=%s bootstrap=%s\n' "${pid}" "$(cat "${dir}/bootstrap" 2>/dev/null || echo '?')"
         return 0

@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url(),
         web_tables_enabled=False,
         web_stats_enabled=False,
         web_graph_enabled=False,

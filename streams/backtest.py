@@ -11,12 +11,14 @@ customers and the at-risk episodes, not with the evaluations.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from streams.domain.buckets import DAY_MS, to_ms
 from streams.domain.events import Rejection
 from streams.domain.health import Output, tenure_days
 from streams.domain.scoring import compute_score
-from streams.purchases_csv import LineError, parse_time, read_purchases_csv
+from streams.purchases_csv import LineError, header_problem, parse_time, read_purchases_csv
 from streams.ranking import CutoffRanking
 from streams.replay import LocalPipeline
 from streams.settings import Settings
@@ -40,7 +42,9 @@ __all__ = [
     "BacktestResult",
     "Confusion",
     "CustomerFinal",
+    "HistoryFormatError",
     "JsonlHistory",
+    "NothingToReplayError",
     "KEPT_OUTPUTS",
     "LAZY_READ_ABOVE_BYTES",
     "LineError",
@@ -52,6 +56,7 @@ __all__ = [
     "final_states",
     "first_alert_in_window",
     "flapping_rate",
+    "history_format",
     "lead_time_stats",
     "load_events",
     "load_truth",
@@ -87,7 +92,7 @@ _BOM = b"\xef\xbb\xbf"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _jsonl_lines(path: Path) -> Iterator[tuple[int, int, str]]:
+def _jsonl_lines(path: Path) -> Generator[tuple[int, int, str], None, None]:
     """(1-based line number, byte offset, text) of each non-blank line; bytes that are not
     UTF-8 are replaced and a leading byte-order mark dropped."""
     with path.open("rb") as handle:
@@ -105,10 +110,41 @@ def _decode_line(raw: bytes, offset: int) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _is_jsonl(path: Path) -> bool:
-    """Whether the first non-blank line starts with ``{`` (JSON Lines; anything else is
-    taken for CSV)."""
-    return next((text.lstrip().startswith("{") for _, _, text in _jsonl_lines(path)), False)
+#: Lines looked at for a JSON object when the first line of a history is neither.
+_SNIFF_LINES = 100
+
+
+class HistoryFormatError(ValueError):
+    """A file is neither a JSON Lines history nor a CSV of purchases."""
+
+
+class NothingToReplayError(ValueError):
+    """No record of a history could be used; the message says why."""
+
+
+def history_format(path: Path) -> str:
+    """``"jsonl"`` or ``"csv"``, told by the content whatever the file is called.
+
+    A first non-blank line starting with ``{`` is JSON Lines; one that is a usable CSV
+    header is a CSV; otherwise a JSON object among the next lines makes it JSON Lines with
+    a bad first line. Anything else raises :class:`HistoryFormatError`, which says why.
+    """
+    with contextlib.closing(_jsonl_lines(path)) as lines:
+        first = next(lines, None)
+        if first is None:
+            raise HistoryFormatError(f"{path} is empty")
+        text = first[2]
+        if text.lstrip().startswith("{"):
+            return "jsonl"
+        problem = header_problem(text.rstrip("\r\n"))
+        if problem is None:
+            return "csv"
+        if any(line.lstrip().startswith("{")
+               for _, _, line in itertools.islice(lines, _SNIFF_LINES)):
+            return "jsonl"
+    raise HistoryFormatError(
+        f"{path} is neither JSON Lines nor a CSV of purchases: its first line is not a JSON "
+        f"object (JSON Lines, docs/events.md); {problem}")
 
 
 class JsonlHistory(Sequence[InputRecord]):
@@ -162,11 +198,11 @@ class JsonlHistory(Sequence[InputRecord]):
 def load_events(path: Path, *, currency: str = "EUR",
                 errors: list[LineError] | None = None) -> Iterator[InputRecord]:
     """The input records of a JSON Lines file (documented envelope) or a purchases CSV, in
-    file order (a CSV's orders at their first row). The format is sniffed: a first
-    non-blank line starting with ``{`` is JSON Lines. Lines that cannot be used are
-    appended to ``errors`` (never raised)."""
+    file order (a CSV's orders at their first row). The format is told by the content
+    (:func:`history_format`, which raises :class:`HistoryFormatError` for neither). Lines
+    that cannot be used are appended to ``errors`` (never raised)."""
     sink = errors if errors is not None else []
-    if _is_jsonl(path):
+    if history_format(path) == "jsonl":
         for number, _, text in _jsonl_lines(path):
             try:
                 yield from_json_line(text)
@@ -181,9 +217,10 @@ def read_events(path: Path, *, currency: str = "EUR", lazy: bool = False,
                 ) -> tuple[Sequence[InputRecord], list[LineError]]:
     """All records of ``path`` sorted by ``occurred_at`` (stable), and the bad lines. With
     ``lazy``, a JSON Lines history is a :class:`JsonlHistory` (records parsed as they are
-    read, a small index in memory); otherwise, and for a CSV, a list."""
+    read, a small index in memory); otherwise, and for a CSV, a list.
+    :class:`HistoryFormatError` if the file is neither format."""
     errors: list[LineError] = []
-    if lazy and _is_jsonl(path):
+    if lazy and history_format(path) == "jsonl":
         return JsonlHistory.read(path, errors), errors
     records = list(load_events(path, currency=currency, errors=errors))
     records.sort(key=lambda r: r[1]["occurred_at"])
@@ -216,6 +253,16 @@ def load_truth(path: Path) -> dict[str, Truth]:
                 raise ValueError(f"{path}:{reader.line_num}: churned without churned_at")
             truth[customer] = Truth(churned, parse_time(when) if churned else None)
     return truth
+
+
+def written_by_the_simulator(path: Path) -> bool:
+    """Whether a truth file is the one ``churnwatch simulate`` wrote (its header): its
+    history then carries the simulator's intended noise (docs/simulator.md)."""
+    from streams.simulator import TRUTH_HEADER
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return tuple(name.strip() for name in header) == TRUTH_HEADER
 
 
 # --------------------------------------------------------------------------- replay
@@ -851,7 +898,7 @@ def summary_table(result: BacktestResult) -> Table:
     table.add_row("period", f"{period['start']} .. {period['until']} ({period['days']} d)")
     counts = report["counts"]
     table.add_row("events replayed", f"{counts['events']:,}")
-    table.add_row("bad lines / rejected", f"{counts['bad_lines']} / {counts['rejected']}")
+    table.add_row("bad lines / rejected", f"{counts['bad_lines']:,} / {counts['rejected']:,}")
     table.add_row("customers", f"{counts['customers']:,}")
     table.add_row("customers alerted", f"{counts['customers_alerted']:,}")
     truth = report["truth"]
@@ -879,9 +926,9 @@ def summary_table(result: BacktestResult) -> Table:
                       f"{_fmt(overall['baseline_days_since_auc'])})")
         table.add_row("precision in the riskiest 10%", _fmt(overall["precision_top10"]))
     table.add_row("flapping rate", _fmt(report["flapping_rate"]))
-    table.add_row("bands", ", ".join(f"{k} {v}" for k, v in sorted(report["bands"].items())))
+    table.add_row("bands", ", ".join(f"{k} {v:,}" for k, v in sorted(report["bands"].items())))
     top = sorted(report["reasons"].items(), key=lambda kv: -kv[1])[:3]
-    table.add_row("top reasons", ", ".join(f"{k} {v}" for k, v in top) or "-")
+    table.add_row("top reasons", ", ".join(f"{k} {v:,}" for k, v in top) or "-")
     table.add_row("throughput", f"{_fmt(report['throughput_events_per_s'])} events/s")
     return table
 
@@ -908,13 +955,32 @@ def _print_rejections(rejections: Sequence[Rejection], console: Console) -> None
                       f"{example.event_id}: {example.error}[/yellow]")
 
 
+def _print_intended_noise(errors: Sequence[LineError], rejections: Sequence[Rejection],
+                          console: Console) -> None:
+    """One line for the bad lines and rejected records of a simulated history: the
+    simulator put them there on purpose, to show that they are refused and counted."""
+    reasons = Counter(rejection.reason for rejection in rejections)
+    by_reason = ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
+    console.print(f"[dim]the simulator's intended noise, refused as a worker would: "
+                  f"{len(errors):,} malformed line(s) skipped, {len(rejections):,} invalid "
+                  f"record(s) rejected{f' ({by_reason})' if by_reason else ''}[/dim]",
+                  highlight=False)
+
+
 def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_dir: Path,
                   settings: Settings, console: Console, *,
                   currency: str = "EUR") -> BacktestResult:
-    """Read, replay, score and report: what ``churnwatch backtest`` runs."""
+    """Read, replay, score and report: what ``churnwatch backtest`` runs.
+
+    Nothing is written to ``out_dir`` when the run fails: :class:`HistoryFormatError` for
+    a file of neither format, :class:`NothingToReplayError` when no record was usable."""
     records, errors = read_events(events, currency=currency,
                                   lazy=events.stat().st_size > LAZY_READ_ABOVE_BYTES)
-    print_bad_lines(events, errors, console)
+    simulated = truth is not None and written_by_the_simulator(truth)
+    if not records or not simulated:
+        print_bad_lines(events, errors, console)
+    if not records:
+        raise NothingToReplayError(f"{events}: no usable records (see the lines above)")
     facts = load_truth(truth) if truth is not None else None
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -922,7 +988,16 @@ def backtest_main(events: Path, truth: Path | None, until: datetime | None, out_
         result = run_backtest(records, settings, truth=facts, until=until,
                               progress=lambda done: bar.update(task, completed=done))
     result.load_errors = errors
-    _print_rejections(result.rejections, console)
+    if simulated and result.start is not None:
+        _print_intended_noise(errors, result.rejections, console)
+    else:
+        _print_rejections(result.rejections, console)
+    if result.events == 0:
+        raise NothingToReplayError(f"{events}: no record lies at or before --until "
+                                   f"{until.isoformat() if until else ''}")
+    if result.start is None:
+        raise NothingToReplayError(f"{events}: no record passed the workers' checks (see "
+                                   "the rejections above)")
     write_report(result, out_dir)
     console.print(summary_table(result))
     console.print(f"report written to {out_dir}")

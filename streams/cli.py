@@ -46,7 +46,36 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from exc
 
 
+@app.callback()
+def _logging() -> None:
+    """Route every log, the Kafka clients' included, through churnwatch's logging set-up
+    (a worker sets its own level when Faust starts)."""
+    import logging.config
+
+    from streams.logs import command_log_level, logging_config
+
+    settings = load_settings()
+    logging.config.dictConfig(logging_config(command_log_level(settings.log_level),
+                                             json_lines=settings.log_json))
+
+
+def _reach(settings: Settings) -> None:
+    """Fail with one line unless the cluster answers within CHURN_KAFKA_TIMEOUT_S."""
+    from streams.topics import BrokerUnreachableError, wait_for_cluster
+
+    try:
+        wait_for_cluster(settings)
+    except BrokerUnreachableError as exc:
+        raise _fail(str(exc)) from exc
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line and give the exit to raise; with CHURN_LOG_LEVEL=debug the
+    exception being handled, if any, is logged with its traceback first."""
+    import logging
+
+    if sys.exc_info()[0] is not None:
+        logging.getLogger("churnwatch").debug("failed", exc_info=True)
     Console(stderr=True).print(f"[bold red]error:[/bold red] {message}", highlight=False,
                                soft_wrap=True)
     return typer.Exit(code)
@@ -70,9 +99,13 @@ def worker(
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix,
                              app_id=app_id, web_port=web_port, data_dir=data_dir,
                              store=store, clock=clock, log_level=log_level)
+    from streams.topics import TopicsError
     from streams.worker import run
 
-    run(settings)
+    try:
+        run(settings)
+    except TopicsError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
@@ -158,6 +191,7 @@ def produce_scenario(
     from streams.kafka_io import DeliveryError
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+    _reach(settings)
     console = Console(stderr=True)
     try:
         count = produce_paced(settings, build_codec(settings), records, pace=pace,
@@ -229,6 +263,7 @@ def simulate(
     settings = None
     if jsonl is None:
         settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+        _reach(settings)  # before minutes of simulating
     console = Console(stderr=True)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=console,
@@ -292,17 +327,27 @@ def produce(
     worker's partitions close in event time, so that none runs so far ahead that the
     others' records fall behind the allowed lateness (docs/operations.md).
     """
-    from streams.backtest import print_bad_lines, read_events
+    from streams.backtest import (
+        HistoryFormatError,
+        history_format,
+        print_bad_lines,
+        read_events,
+    )
     from streams.codec import build_codec
     from streams.demo import produce_paced
     from streams.kafka_io import DeliveryError
 
     console = Console(stderr=True)
+    try:
+        history_format(events)
+    except HistoryFormatError as exc:
+        raise _fail(str(exc), 2) from exc
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+    _reach(settings)
     records, errors = read_events(events, currency=currency)
     print_bad_lines(events, errors, console)
     if not records:
         raise _fail(f"{events}: no usable records", 2)
-    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     try:
         count = produce_paced(settings, build_codec(settings), list(records), pace=pace,
                               console=console)
@@ -330,8 +375,10 @@ def watch(
     """Print health changes, at-risk, recovered and champion events and dead letters."""
     from streams.codec import build_codec
     from streams.demo import OutputPrinter, watch_outputs
+    from streams.topics import BrokerUnreachableError
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
+    _reach(settings)
     console = Console()
     printer = OutputPrinter(console, every_score=every_score, seed=scenario_seed)
     try:
@@ -339,6 +386,8 @@ def watch(
                       from_beginning=from_beginning)
     except KeyboardInterrupt:
         pass
+    except BrokerUnreachableError as exc:
+        raise _fail(f"lost the cluster: {exc}") from exc
     console.print(printer.summary.line())
 
 
@@ -359,13 +408,14 @@ def backtest(
 ) -> None:
     """Replay a history in event-time order through the workers' own code, in process
     (no broker), and report how early and how well churnwatch warns (docs/backtest.md)."""
-    from streams.backtest import backtest_main
+    from streams.backtest import HistoryFormatError, NothingToReplayError, backtest_main
 
     as_of = _parse_time(until, "--until")
-    result = backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
-                           currency=currency)
-    if result.events == 0:
-        raise _fail(f"{events}: no usable records (see the lines above)")
+    try:
+        backtest_main(events, truth, as_of, out, load_settings(clock="event"), Console(),
+                      currency=currency)
+    except (HistoryFormatError, NothingToReplayError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
@@ -418,8 +468,9 @@ def demo(
     until_idle: Annotated[bool, typer.Option(
         "--until-idle", help="Stop once everything is produced and no output came for "
                              "--idle-seconds.")] = False,
-    idle_seconds: Annotated[float, typer.Option(min=1, help="Quiet time for --until-idle.")]
-    = 20.0,
+    idle_seconds: Annotated[float, typer.Option(
+        min=1, help="Quiet time after which the demo says the population is replayed (and "
+                    "stops, with --until-idle).")] = 20.0,
     every_score: Annotated[bool, typer.Option(
         help="Print every health score change, not only band changes.")] = False,
     keep: Annotated[bool, typer.Option(
@@ -430,7 +481,8 @@ def demo(
     Starts a Kafka broker (unless CHURN_KAFKA_BOOTSTRAP is set), creates fresh topics,
     starts one worker, produces a few hundred scripted customers over some weeks of
     event time and prints the health changes and alerts as they arrive. Stops on Ctrl-C,
-    or by itself with --duration or --until-idle, and cleans up after itself.
+    or by itself with --duration or --until-idle, prints the same summary whichever way it
+    stops, and cleans up after itself.
     """
     from streams.demo import DemoOptions, run_demo
 
@@ -441,8 +493,21 @@ def demo(
 
 
 def main() -> None:
-    """Entry point of the ``churnwatch`` console script."""
-    app()
+    """Entry point of the ``churnwatch`` console script.
+
+    An error no command expected is one line and exit code 1; its traceback is shown
+    with CHURN_LOG_LEVEL=debug."""
+    import logging
+
+    try:
+        app()
+    except Exception as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        Console(stderr=True).print(
+            f"[bold red]error:[/bold red] {type(exc).__name__}: {exc} (CHURN_LOG_LEVEL=debug "
+            "shows where)", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

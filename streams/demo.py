@@ -14,7 +14,6 @@ out, whatever the way out is.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import signal
@@ -105,7 +104,10 @@ class Summary:
     dead_reasons: Counter[str] = field(default_factory=Counter)
     erased: int = 0
     produced: int | None = None
+    total: int | None = None  # records to produce, once known
     consumed: int | None = None
+    #: the inputs carry deliberate noise (the simulator's): dead letters are expected
+    noise_intended: bool = False
 
     def line(self) -> Text:
         counts = Counter(self.bands.values())
@@ -118,10 +120,16 @@ class Summary:
         text.append(f"| at-risk events {self.at_risk_events:,} "
                     f"(open {len(self.at_risk_now):,})  recovered {self.recovered_events:,}  "
                     f"champions {len(self.champions):,}  ")
-        text.append(f"dead letters {self.dead_letters:,}",
-                    style="yellow" if self.dead_letters else "")
-        if self.produced is not None:
-            consumed = f"{self.consumed:,}" if self.consumed is not None else "?"
+        if self.noise_intended:
+            text.append(f"dead letters {self.dead_letters:,} (intended noise)", style="dim")
+        else:
+            text.append(f"dead letters {self.dead_letters:,}",
+                        style="yellow" if self.dead_letters else "")
+        consumed = f"{self.consumed:,}" if self.consumed is not None else "?"
+        if self.total is not None and (self.produced or 0) < self.total:
+            text.append(f"  | produced {self.produced or 0:,}/{self.total:,}, "
+                        f"worker consumed {consumed}", style="dim")
+        elif self.produced is not None:
             text.append(f"  | worker consumed {consumed}/{self.produced:,}", style="dim")
         return text
 
@@ -144,19 +152,19 @@ class Summary:
             if churned is None:
                 lapsing = persona in LAPSING
                 cells: list[Text | str] = [Text(persona + (" *" if lapsing else ""),
-                              style="" if lapsing else "dim"), str(len(members))]
+                              style="" if lapsing else "dim"), f"{len(members):,}"]
             else:
                 left = sum(c in churned for c in members)
-                cells = [Text(persona, style="" if left else "dim"), str(len(members)),
-                         str(left)]
+                cells = [Text(persona, style="" if left else "dim"), f"{len(members):,}",
+                         f"{left:,}"]
             table.add_row(
                 *cells,
-                str(sum(c in self.flagged for c in members)),
-                str(sum(c in self.at_risk_now for c in members)),
-                str(sum(c in self.recovered for c in members)),
-                str(sum(c in self.champions for c in members)),
-                f"{bands.get('healthy', 0)} / {bands.get('watch', 0)} / "
-                f"{bands.get('at_risk', 0)}")
+                f"{sum(c in self.flagged for c in members):,}",
+                f"{sum(c in self.at_risk_now for c in members):,}",
+                f"{sum(c in self.recovered for c in members):,}",
+                f"{sum(c in self.champions for c in members):,}",
+                f"{bands.get('healthy', 0):,} / {bands.get('watch', 0):,} / "
+                f"{bands.get('at_risk', 0):,}")
         table.caption = ("* personas scripted to lapse; the others should stay healthy"
                          if churned is None else
                          "left: churned for good within the simulated period (truth file)")
@@ -172,14 +180,15 @@ class OutputPrinter:
     def __init__(self, console: Console, *, every_score: bool = False,
                  seed: int | None = None, max_dead_letters: int = 20,
                  cast: dict[str, str] | None = None,
-                 churned: frozenset[str] = frozenset()) -> None:
+                 churned: frozenset[str] = frozenset(),
+                 noise_intended: bool = False) -> None:
         self.console = console
         self.max_dead_letters = max_dead_letters
         self.every_score = every_score
         self.seed = seed
         self.cast = cast  # customer -> persona (the simulator's truth)
         self.churned = churned
-        self.summary = Summary()
+        self.summary = Summary(noise_intended=noise_intended)
 
     def _who(self, customer: str | None) -> Text:
         text = Text(customer or "?", style="bold")
@@ -312,6 +321,14 @@ class OutputPrinter:
         s = self.summary
         s.dead_letters += 1
         s.dead_reasons[r["reason"]] += 1
+        if s.noise_intended:
+            # the first of each reason shows the routing at work; the rest are counted
+            if s.dead_reasons[r["reason"]] == 1:
+                self.console.print(Text(
+                    f"{_when(r, 'failed_at')}  dead letter (intended noise)  "
+                    f"{r['source_topic']}/{r['source_partition']}/{r['source_offset']}  "
+                    f"{r['reason']} in {r['step']}: {r['error']}", style="dim"))
+            return
         if s.dead_letters > self.max_dead_letters:
             if s.dead_letters == self.max_dead_letters + 1:
                 self.console.print(Text("further dead letters are only counted",
@@ -358,7 +375,8 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
                  *, pace: float, console: Console, progress: Progress | None = None,
                  wait: Callable[[float], None] = time.sleep,
                  stop: Callable[[], bool] | None = None,
-                 gate: Callable[[int], None] | None = None) -> int:
+                 gate: Callable[[int], None] | None = None,
+                 sent: Callable[[int], object] | None = None) -> int:
     """Produce the items one day at a time, ``pace`` days per second of wall time (0: as
     fast as possible), with a progress bar. Returns the records produced. A malformed item
     is produced as its raw bytes.
@@ -367,18 +385,22 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
     days but the last two produced so far, and should return once the consumer has read
     them: a replaying worker's event-time clock then never runs more than two days ahead
     of any record still to be read, so nothing falls behind its allowed lateness.
+    ``sent(n)``, when given, is called with the records produced since its last call.
     """
     from streams.simulator import produce_items
 
-    # librdkafka's start-up warnings (e.g. a fresh broker still loading its coordinator)
-    # would scroll through the progress bar; errors still reach stderr
-    producer = make_producer(settings, logger=logging.Logger("churnwatch.producer",
-                                                             level=logging.ERROR))
+    producer = make_producer(settings)
     own = progress is None
     bar = progress if progress is not None else make_progress(console)
     task = bar.add_task("producing", total=sum(len(batch) for _, batch in days), day="")
     count = 0
     through: list[int] = []  # records produced up to and including each day
+
+    def advance(n: int) -> None:
+        bar.advance(task, n)
+        if sent is not None:
+            sent(n)
+
     with bar if own else contextlib.nullcontext():
         started = time.monotonic()
         first: datetime | None = None
@@ -393,7 +415,7 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
             if gate is not None and len(through) >= 2:
                 gate(through[-2])
             count += produce_items(settings, codec, batch, producer=producer,
-                                   progress=lambda n: bar.advance(task, n))
+                                   progress=advance)
             through.append(count)
             bar.update(task, day=day.date().isoformat())
     return count
@@ -570,13 +592,11 @@ def demo_settings(base: Settings, *, bootstrap: str, data_dir: Path) -> Settings
 
 def drop_demo_topics(settings: Settings) -> str | None:
     """Delete this run's topics and the worker's changelog topics from the cluster."""
-    from confluent_kafka.admin import AdminClient
-
-    from streams.topics import TopicsError, delete_topics
+    from streams.topics import TopicsError, delete_topics, make_admin
 
     try:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        names = [name for name in admin.list_topics(timeout=10).topics
+        admin = make_admin(settings)
+        names = [name for name in admin.list_topics(timeout=settings.kafka_timeout_s).topics
                  if name.startswith((settings.topic_prefix, f"{settings.app_id}-"))]
         delete_topics(settings, admin, topics=names)
     except (TopicsError, KafkaException) as exc:
@@ -666,7 +686,7 @@ def run_demo(base: Settings, options: DemoOptions, console: Console | None = Non
 
 def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     from streams.simulator import SimulationConfig, simulate
-    from streams.topics import TopicsError, ensure_topics
+    from streams.topics import BrokerUnreachableError, TopicsError, ensure_topics
 
     console = run.console
     console.rule("[bold]churnwatch demo")
@@ -682,14 +702,17 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                       f"(files in {run.broker_dir})")
 
     settings = demo_settings(base, bootstrap=bootstrap, data_dir=run.root / "data")
-    if run.broker_dir is None:
-        run.external = settings
     settings = settings.model_copy(
         update={"lapse_check_interval_s": tick_interval(base, options.pace)})
     try:
         created = ensure_topics(settings)
+    except BrokerUnreachableError as exc:
+        raise DemoError(str(exc)) from exc  # nothing was created
     except TopicsError as exc:
+        run.external = settings if run.broker_dir is None else None
         raise DemoError(str(exc)) from exc
+    if run.broker_dir is None:
+        run.external = settings
     console.print(f"created {len(created)} topics with prefix [bold]{settings.topic_prefix}"
                   f"[/bold] and the tables' changelogs ({settings.partitions} partitions each)")
 
@@ -710,19 +733,21 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     console.print(
         f"simulated {options.customers} customers over {options.weeks} weeks from "
         f"{sim.config.start:%Y-%m-%d} (seed {options.seed}): {len(sim.items):,} records "
-        f"incl. {counts.duplicates} duplicates, {counts.late + counts.very_late} late, "
-        f"{counts.malformed} malformed and {counts.invalid} invalid; "
-        f"{len(churned)} customers leave; personas "
-        + ", ".join(f"{p} {n}" for p, n in mix.most_common()))
+        f"incl. the intended noise of {counts.duplicates:,} duplicates, "
+        f"{counts.late + counts.very_late:,} late ({counts.very_late:,} beyond the allowed "
+        f"lateness), {counts.malformed:,} malformed and {counts.invalid:,} invalid; "
+        f"{len(churned):,} customers leave; personas "
+        + ", ".join(f"{p} {n:,}" for p, n in mix.most_common()))
     if options.pace > 0:
         console.print(f"producing {options.pace:g} simulated days per second; outputs are "
-                      "printed as they arrive (Ctrl-C to stop)")
+                      "printed as they arrive (Ctrl-C stops and shows the summary)")
     console.rule()
 
     printer = OutputPrinter(console, every_score=options.every_score, cast=cast,
-                            churned=churned)
+                            churned=churned, noise_intended=True)
     summary = printer.summary
-    summary.produced = 0
+    days = sim.arrival_days()
+    summary.produced, summary.total = 0, sum(len(batch) for _, batch in days)
     codec = build_codec(settings)
     run.reader = OutputReader(settings, codec, list(OUTPUT_TOPICS))
     worker = run.worker
@@ -735,7 +760,11 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
         """Read and print outputs for up to ``seconds``; check on the worker."""
         nonlocal last_output, last_metrics
         assert run.reader is not None
-        for topic, type_name, record in run.reader.poll(max(seconds, 0.01)):
+        try:
+            outputs = run.reader.poll(max(seconds, 0.01))
+        except BrokerUnreachableError as exc:
+            raise DemoError(f"lost the cluster: {exc}") from exc
+        for topic, type_name, record in outputs:
             printer.handle(topic, type_name, record)
             last_output = time.monotonic()
         if not worker.alive():
@@ -759,38 +788,76 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                                 f"within {options.lag_timeout:g}s; it is stuck or too slow")
             drain(0.1)
 
+    def count_sent(n: int) -> None:
+        summary.produced = (summary.produced or 0) + n
+
     progress = make_progress(console)
     produce_started = time.monotonic()
-    with Live(Group(progress, summary), console=console, refresh_per_second=4,
-              transient=True):
-        summary.produced = produce_days(
-            settings, codec, sim.arrival_days(), pace=options.pace, console=console,
-            progress=progress, wait=lambda s: drain(min(s, 0.25)), stop=out_of_time,
-            gate=gate)
-        console.print(f"produced {summary.produced:,} records in "
-                      f"{time.monotonic() - produce_started:.0f}s; watching the outputs",
-                      style="dim")
-        while not out_of_time():
-            drain(0.25)
-            caught_up = summary.consumed is not None and summary.consumed >= summary.produced
-            if (options.until_idle and caught_up
-                    and time.monotonic() - last_output >= options.idle_seconds):
-                console.print(f"no new output for {options.idle_seconds:g}s: done",
-                              style="dim")
-                break
-    _report(console, summary, cast, churned, settings)
-    if summary.produced and not summary.health_changes:
+    stopped_by: str | None = None
+    try:
+        with Live(Group(progress, summary), console=console, refresh_per_second=4,
+                  transient=True) as live:
+            summary.produced = produce_days(
+                settings, codec, days, pace=options.pace, console=console,
+                progress=progress, wait=lambda s: drain(min(s, 0.25)), stop=out_of_time,
+                gate=gate, sent=count_sent)
+            live.update(summary)  # the bar has done its job
+            console.print(f"produced {summary.produced:,} records in "
+                          f"{time.monotonic() - produce_started:.0f}s; watching the outputs",
+                          style="dim")
+            announced = False
+            while not out_of_time():
+                drain(0.25)
+                if not replayed(summary, time.monotonic() - last_output,
+                                options.idle_seconds):
+                    continue
+                if options.until_idle:
+                    console.print(f"no new output for {options.idle_seconds:g}s: done",
+                                  style="dim")
+                    break
+                if not announced:
+                    announced = True
+                    console.print(
+                        f"the whole population is replayed: the worker consumed all "
+                        f"{summary.produced:,} records and nothing new came for "
+                        f"{options.idle_seconds:g}s; press Ctrl-C for the summary",
+                        style="bold")
+    except KeyboardInterrupt:
+        stopped_by = "Ctrl-C"
+    except _Terminated as exc:
+        stopped_by = str(exc)
+    if stopped_by is not None:
+        console.print(f"\nstopped by {stopped_by}", style="dim")
+    noise = (counts.malformed, counts.invalid, counts.very_late)
+    _report(console, summary, cast, churned, settings, noise)
+    if stopped_by is None and summary.produced and not summary.health_changes:
         raise DemoError(f"the worker consumed {summary.consumed or 0:,} of "
                         f"{summary.produced:,} records but published no health score")
 
 
+def replayed(summary: Summary, quiet_s: float, idle_s: float) -> bool:
+    """Whether the demo has nothing more to show: every record is produced and consumed,
+    and no output came for ``idle_s`` seconds."""
+    produced = summary.produced or 0
+    done = summary.total is None or produced >= summary.total
+    return (done and summary.consumed is not None and summary.consumed >= produced
+            and quiet_s >= idle_s)
+
+
 def _report(console: Console, summary: Summary, cast: dict[str, str],
-            churned: frozenset[str], settings: Settings) -> None:
+            churned: frozenset[str], settings: Settings,
+            noise: tuple[int, int, int]) -> None:
+    """The closing summary; ``noise``: the malformed, invalid and very late records the
+    simulator sent on purpose, which the worker should have dead-lettered."""
     console.rule()
     console.print(summary.line())
     if summary.dead_reasons:
-        console.print("dead letters by reason: " + ", ".join(
-            f"{reason} {n}" for reason, n in summary.dead_reasons.most_common()))
+        malformed, invalid, very_late = noise
+        console.print(
+            "dead letters by reason: " + ", ".join(
+                f"{reason} {n:,}" for reason, n in summary.dead_reasons.most_common())
+            + f" (the simulator sent {malformed:,} malformed, {invalid:,} invalid and "
+            f"{very_late:,} very late records on purpose)", style="dim", highlight=False)
     console.print(summary.persona_table(cast, churned))
     console.print(Text("output topics: " + ", ".join(settings.topic(t) for t in OUTPUT_TOPICS),
                        style="dim"))

@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from streams.codec import Codec, DecodeError
+from streams.logs import kafka_logger
 from streams.settings import (
     TOPIC_ENGAGEMENT,
     TOPIC_ERASURE,
@@ -68,6 +69,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "enable.idempotence": True,
         "acks": "all",
         "queue.buffering.max.messages": 200_000,
+        "logger": kafka_logger(),
     }
     config.update(overrides)
     return Producer(config)
@@ -157,12 +159,16 @@ class OutputReader:
     timestamp, then by the position of the topic in ``topics``, then by offset.
     A tombstone yields type :data:`TOMBSTONE` and record None; bytes the codec cannot
     decode yield type :data:`UNDECODABLE` and ``{"error", "key", "payload"}``.
+    Once every broker has been down for ``settings.kafka_timeout_s`` and the cluster still
+    does not answer, reading raises ``streams.topics.BrokerUnreachableError``.
     Use it as a context manager, or call ``close()``.
     """
 
     def __init__(self, settings: Settings, codec: Codec, topics: Sequence[str], *,
                  group_id: str | None = None, from_beginning: bool = True) -> None:
         self.codec = codec
+        self.settings = settings
+        self._down_since: float | None = None  # monotonic time all brokers went down
         self.logical = {settings.topic(t): t for t in topics}
         self._rank = {settings.topic(t): i for i, t in enumerate(topics)}
         self.consumer = Consumer({
@@ -172,6 +178,8 @@ class OutputReader:
             "enable.auto.commit": group_id is not None,
             "enable.partition.eof": False,
             "topic.metadata.refresh.interval.ms": 2000,
+            "logger": kafka_logger(),
+            "error_cb": self._on_error,
         })
         self.consumer.subscribe(list(self.logical))
         self._closed = False
@@ -186,6 +194,25 @@ class OutputReader:
         if not self._closed:
             self._closed = True
             self.consumer.close()
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._down_since is None:
+            self._down_since = time.monotonic()
+
+    def _check_cluster(self) -> None:
+        """Raise once the brokers have been down for the timeout and still do not answer;
+        forget the outage when they answer again."""
+        from streams.topics import BrokerUnreachableError
+
+        since = self._down_since
+        if since is None or time.monotonic() - since < self.settings.kafka_timeout_s:
+            return
+        try:
+            self.consumer.list_topics(timeout=min(5.0, self.settings.kafka_timeout_s))
+        except KafkaException as exc:
+            raise BrokerUnreachableError(self.settings.kafka_bootstrap,
+                                         self.settings.kafka_timeout_s, str(exc)) from exc
+        self._down_since = None
 
     def _decode(self, message: Any) -> Output:
         logical = self.logical.get(message.topic(), message.topic())
@@ -211,6 +238,8 @@ class OutputReader:
             order = (message.timestamp()[1], self._rank.get(topic, 0),
                      message.partition() or 0, message.offset() or 0)
             batch.append((order, self._decode(message)))
+        if not batch:
+            self._check_cluster()
         batch.sort(key=lambda item: item[0])
         return batch
 

@@ -28,6 +28,7 @@ from typing import Any
 __all__ = [
     "COLUMN_ALIASES",
     "LineError",
+    "header_problem",
     "parse_money",
     "parse_time",
     "read_purchases_csv",
@@ -275,6 +276,14 @@ def _sniff(sample: str) -> str:
     counts = {d: first.count(d) for d in _DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
+
+
+def header_problem(line: str) -> str | None:
+    """Why ``line`` is not the header of a purchases CSV this reader can use; None if it is."""
+    text = line.lstrip("\ufeff")
+    header = next(csv.reader([text], delimiter=_sniff(text)), [])
+    columns = _Columns.of(header)
+    return columns if isinstance(columns, str) else None
 
 
 def read_purchases_csv(lines: Iterable[str], currency: str,

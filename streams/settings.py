@@ -7,9 +7,10 @@ Nothing else in the code base reads the environment.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Logical topic names; the configured prefix is put in front of each.
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
     )
+    kafka_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds a command waits for the Kafka cluster to answer "
+        "before it gives up with one line and exit code 1."
+    )
     topic_prefix: str = Field("", description="Prefix put in front of every topic name.")
     partitions: int = Field(8, ge=1, description="Partition count of every churnwatch topic.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of new topics.")
@@ -60,6 +65,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), description="Directory for RocksDB table state.")
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of /metrics, /live, /ready.")
+    web_url: str | None = Field(
+        None, description="URL the other workers reach this one's web server at, for routed "
+        "customer lookups; default http://WEB_HOST:WEB_PORT (the host name for 0.0.0.0)."
+    )
+    lookup_enabled: bool = Field(
+        False, description="Serve GET /customers/{id} and GET /customers?band= (needs "
+        "CHURN_LOOKUP_TOKEN)."
+    )
+    lookup_token: SecretStr | None = Field(
+        None, description="Bearer token the customer lookup requires."
+    )
     scoring_config: Path | None = Field(
         None, description="Path to a scoring config TOML; unset uses the packaged default."
     )
@@ -107,6 +123,20 @@ class Settings(BaseSettings):
         if not value.startswith(("rocksdb://", "memory://")):
             raise ValueError("store must be rocksdb:// or memory://")
         return value
+
+    @model_validator(mode="after")
+    def _lookup_needs_a_token(self) -> Settings:
+        if self.lookup_enabled and not (
+                self.lookup_token and self.lookup_token.get_secret_value()):
+            raise ValueError("CHURN_LOOKUP_ENABLED needs CHURN_LOOKUP_TOKEN")
+        return self
+
+    def advertised_url(self) -> str:
+        """The URL of this worker's web server as the other workers should use it."""
+        if self.web_url:
+            return self.web_url.rstrip("/")
+        host = socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host  # noqa: S104
+        return f"http://{host}:{self.web_port}"
 
     def topic(self, logical_name: str) -> str:
         """The physical topic name for a logical one."""

@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import random
 import time
@@ -1467,10 +1466,8 @@ def produce_items(
     from streams.kafka_io import INPUT_TOPIC_OF, DeliveryError, make_producer, produce_records
 
     if producer is None:
-        client = make_producer(
-            settings, logger=logging.Logger("churnwatch.producer", level=logging.ERROR)
-        )
-        _check_topics(settings, client)
+        client = make_producer(settings)
+        _check_topics(settings, client, settings.kafka_timeout_s)
     else:
         client = producer
     failures: list[str] = []

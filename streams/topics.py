@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -27,6 +28,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from streams.logs import kafka_logger
 from streams.pipeline import TABLES
 from streams.settings import ALL_TOPICS, Settings
 
@@ -36,6 +38,7 @@ __all__ = [
     "TopicMismatchError",
     "TopicsError",
     "delete_topics",
+    "wait_for_cluster",
     "ensure_topics",
     "physical_topics",
 ]
@@ -57,9 +60,10 @@ class BrokerUnreachableError(TopicsError):
         self.bootstrap = bootstrap
         self.timeout = timeout
         super().__init__(
-            f"Kafka at {bootstrap!r} did not answer within {timeout:g}s ({cause}). "
+            f"Kafka at {bootstrap} did not answer within {timeout:g}s ({cause}). "
             "Check that the broker is running and that CHURN_KAFKA_BOOTSTRAP points at it "
-            "(for a local broker: scripts/kafka-local.sh start DIR prints the address)."
+            "(for a local broker: scripts/kafka-local.sh start DIR prints the address); "
+            "CHURN_KAFKA_TIMEOUT_S sets the wait."
         )
 
 
@@ -138,12 +142,19 @@ def physical_topics(settings: Settings) -> list[str]:
     return [settings.topic(name) for name in ALL_TOPICS] + changelog_topics(settings)
 
 
+def wait_for_cluster(settings: Settings, timeout: float | None = None) -> ClusterMetadata:
+    """The cluster's metadata, once it answers; :class:`BrokerUnreachableError` if it does
+    not within ``timeout`` seconds (default: ``settings.kafka_timeout_s``)."""
+    wait = settings.kafka_timeout_s if timeout is None else timeout
+    return _metadata(make_admin(settings), settings, time.monotonic() + wait, wait)
+
+
 def ensure_topics(
     settings: Settings,
     admin: AdminClient | None = None,
     *,
     create: bool = True,
-    timeout: float = 30.0,
+    timeout: float | None = None,
 ) -> list[str]:
     """Make sure every churnwatch topic exists with ``settings.partitions`` partitions.
 
@@ -158,7 +169,8 @@ def ensure_topics(
         admin: An admin client to use; by default one is made from ``settings``.
         create: Create missing topics; when false, missing topics raise
             :class:`MissingTopicsError`.
-        timeout: Overall deadline in seconds for the whole call.
+        timeout: Overall deadline in seconds for the whole call (default:
+            ``settings.kafka_timeout_s``).
 
     Returns:
         The physical names of the topics this call created (empty when all existed).
@@ -169,7 +181,8 @@ def ensure_topics(
         MissingTopicsError: Topics are missing and ``create`` is false.
         TopicsError: The cluster refused to create a topic, or it did not appear in time.
     """
-    client = admin if admin is not None else _make_admin(settings)
+    client = admin if admin is not None else make_admin(settings)
+    timeout = settings.kafka_timeout_s if timeout is None else timeout
     deadline = time.monotonic() + timeout
     wanted = physical_topics(settings)
     expected = settings.partitions
@@ -235,7 +248,7 @@ def delete_topics(
         BrokerUnreachableError: The cluster did not answer in time.
         TopicsError: The cluster refused a deletion, or a topic did not go away in time.
     """
-    client = admin if admin is not None else _make_admin(settings)
+    client = admin if admin is not None else make_admin(settings)
     deadline = time.monotonic() + timeout
     wanted = list(topics) if topics is not None else physical_topics(settings)
 
@@ -261,8 +274,11 @@ def delete_topics(
     return deleted
 
 
-def _make_admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+def make_admin(settings: Settings) -> AdminClient:
+    """An admin client for ``settings``' cluster that logs through churnwatch's logging."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap,
+                              "logger": kafka_logger()}
+    return AdminClient(config)
 
 
 def _remaining(deadline: float) -> float:
@@ -278,6 +294,7 @@ def _metadata(
         try:
             return client.list_topics(timeout=request_s)
         except KafkaException as exc:
+            client.poll(0)  # hand librdkafka's own messages to the logging set-up
             if _remaining(deadline) <= 0:
                 raise BrokerUnreachableError(
                     settings.kafka_bootstrap, timeout, _describe(exc)

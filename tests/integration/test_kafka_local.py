@@ -112,6 +112,15 @@ def test_start_fails_fast_and_cleans_up_when_the_port_is_taken(tmp_path: Path) -
     assert run_script("status", str(tmp_path / "broker")).returncode == 3
 
 
+def test_status_and_stop_of_a_directory_that_does_not_exist_create_nothing(
+        tmp_path: Path) -> None:
+    missing = tmp_path / "no-broker-here"
+    status = run_script("status", str(missing))
+    assert (status.returncode, status.stdout) == (3, "stopped\n")
+    assert run_script("stop", str(missing)).returncode == 0
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_broker_stops_when_its_owner_process_exits(tmp_path: Path) -> None:
     owner = subprocess.Popen(["sleep", "300"])
     broker_dir = tmp_path / "broker"

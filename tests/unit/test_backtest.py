@@ -14,6 +14,7 @@ from rich.console import Console
 
 from streams.backtest import (
     KEPT_OUTPUTS,
+    HistoryFormatError,
     JsonlHistory,
     Truth,
     _OutputFold,
@@ -146,8 +147,8 @@ def test_csv_amount_minor_column(tmp_path):
 def test_csv_without_required_columns_is_reported(tmp_path):
     path = tmp_path / "orders.csv"
     path.write_text("who,when\nc1,2026-01-05\n", encoding="utf-8")
-    records, errors = read_events(path)
-    assert records == [] and errors[0].line == 1 and "amount" in errors[0].message
+    with pytest.raises(HistoryFormatError, match="lacks column.*amount"):
+        read_events(path)
 
 
 def test_jsonl_loads_sorted_and_counts_bad_lines(tmp_path):

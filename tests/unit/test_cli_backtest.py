@@ -35,4 +35,5 @@ def test_backtest_of_a_file_with_nothing_usable_fails_saying_why(tmp_path):
     printed = " ".join(result.output.split())
     assert result.exit_code == 1
     assert "CSV header lacks column(s): customer id, timestamp, amount" in printed
-    assert "no usable records" in printed
+    assert "neither JSON Lines nor a CSV of purchases" in printed
+    assert not (tmp_path / "out").exists() and "report written" not in printed

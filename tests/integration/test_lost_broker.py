@@ -1,0 +1,77 @@
+"""A command reading from Kafka whose broker goes away fails with one line within
+CHURN_KAFKA_TIMEOUT_S instead of waiting in silence (the reconnect attempts are debug
+messages). The broker here is the test's own, so stopping it disturbs no other test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.conftest import KAFKA_LOCAL, kafka_local_env
+from tests.integration.workers import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def kafka_local(*args: str) -> subprocess.CompletedProcess[str]:
+    env = kafka_local_env(CHURN_KAFKA_OWNER_PID=str(os.getpid()))
+    env.pop("CHURN_KAFKA_PORT", None)
+    env.pop("CHURN_KAFKA_CONTROLLER_PORT", None)
+    return subprocess.run([str(KAFKA_LOCAL), *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    directory = tmp_path / "broker"
+    started = kafka_local("start", str(directory))
+    assert started.returncode == 0, started.stderr
+    try:
+        yield started.stdout.strip(), directory
+    finally:
+        kafka_local("stop", str(directory))
+
+
+def reader_groups(bootstrap: str) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    listed = admin.list_consumer_groups(request_timeout=5).result()
+    return [g.group_id for g in listed.valid if g.group_id.startswith("churnwatch-reader-")]
+
+
+def test_watch_fails_with_one_line_when_its_broker_goes_away(own_broker, tmp_path):
+    bootstrap, directory = own_broker
+    ensure_topics(Settings(_env_file=None, kafka_bootstrap=bootstrap, partitions=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    env.update(CHURN_KAFKA_BOOTSTRAP=bootstrap, CHURN_KAFKA_TIMEOUT_S="3", COLUMNS="400")
+    out = tmp_path / "watch.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "watch"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=sink,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: reader_groups(bootstrap), timeout=60, what="watch's consumer",
+                 on_timeout=lambda: out.read_text(errors="replace"))
+        assert kafka_local("stop", str(directory)).returncode == 0
+        stopped = time.monotonic()
+        proc.wait(timeout=90)
+        took = time.monotonic() - stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = out.read_text(errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert proc.returncode == 1, text
+    assert len(lines) == 1 and lines[0].startswith("error: lost the cluster: Kafka at "), text
+    assert "did not answer within 3s" in lines[0]
+    assert "Traceback" not in text and "rdkafka" not in text
+    print(f"watch gave up {took:.1f}s after its broker stopped (CHURN_KAFKA_TIMEOUT_S=3)")
