@@ -62,7 +62,7 @@ def test_records_of_a_megabyte_are_dead_lettered_and_the_worker_goes_on(settings
 
     # the purchase after them is processed: the second one moves the customer's score
     health = collect(settings, codec, [TOPIC_HEALTH], timeout=60, until=bool)
-    assert [r["customer_id"] for _, _, r in health] == ["dora"]
+    assert {r["customer_id"] for _, _, r in health} == {"dora"}
     worker.wait_metric("churnwatch_events_accepted_total", 2, step="purchases")
     assert worker.metric("churnwatch_agent_crashes_total") == 0
     assert worker.proc.poll() is None

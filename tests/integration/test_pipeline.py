@@ -84,7 +84,8 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     health = [r for t, r in got if t == "HealthScoreChanged"]
     assert (health[0]["previous_band"], health[0]["band"]) == (None, "healthy")
     first = {c["signal"]: c for c in health[0]["contributions"]}
-    assert set(first) == {"purchase_recency", "products_held", "no_upsell_by_day_90"}
+    assert set(first) == {"purchase_recency", "purchase_days_since", "purchase_orders",
+                          "products_held", "no_upsell_by_day_90"}
     assert first["purchase_recency"]["points"] == 100.0
     # the daily silence checks that fell due before the login ran first, as of their due
     # times: the score slid through watch into at_risk while the customer was silent

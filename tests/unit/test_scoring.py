@@ -129,7 +129,7 @@ def test_onboarding_profile_applies_in_first_90_days():
 def test_config_version_changes_with_content():
     text = CONFIG_TEXT
     a = parse_config(text)
-    b = parse_config(text.replace("healthy_min = 70.0", "healthy_min = 72.0"))
+    b = parse_config(text.replace("healthy_min = 60.0", "healthy_min = 61.0"))
     assert a.version != b.version and a.version.startswith("default-2+")
 
 

@@ -12,7 +12,7 @@ from streams.settings import Settings
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 #: a run of four or more digits that is not part of a date, a time or a version hash
-BARE = re.compile(r"(?<![\d,.:+-])\d{4,}(?![\d:-])")
+BARE = re.compile(r"(?<![\w,.:+-])\d{4,}(?![\w:-])")
 
 
 def rendered(table) -> str:
