@@ -42,6 +42,8 @@ STORED_SIGNALS = (
     "purchase.aov", "purchase.days_90", "engagement.active_days", "purchase.currency",
 )
 _CODE = {name: str(i) for i, name in enumerate(STORED_SIGNALS)}
+#: Signals are kept to this many decimals (a day's fraction to a second).
+SIGNAL_DIGITS = 5
 MAX_REASONS = 5
 Output = tuple[str, dict[str, Any]]
 
@@ -81,11 +83,13 @@ class CustomerHealth:
         prefix = family + "."
         for name in [n for n in self.signals if n.startswith(prefix)]:
             del self.signals[name]
-        self.signals.update(values)
+        # rounded as the table stores them, so a replay that keeps the objects scores with
+        # exactly the values a worker reads back
+        self.signals.update({k: round(v, SIGNAL_DIGITS) for k, v in values.items()})
         self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": {_CODE.get(k, k): round(v, 5) for k, v in self.signals.items()},
+        return {"s": {_CODE.get(k, k): round(v, SIGNAL_DIGITS) for k, v in self.signals.items()},
                 "f": self.first_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
