@@ -10,12 +10,12 @@ cover its whole horizon (records after the backtest's ``until`` are read for thi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from streams.calibration.metrics import auc, precision_at
-from streams.calibration.snapshots import ACTIVITY_TYPES
+from streams.calibration.snapshots import ActivityWindows
 from streams.domain.buckets import DAY_MS, to_ms
 from streams.domain.health import CustomerHealth, tenure_days
 from streams.domain.scoring import ScoringConfig, compute_score
@@ -31,7 +31,6 @@ class _Cutoff:
     at: datetime
     #: customer -> (score, segment, days since its last purchase or engagement)
     scores: dict[str, tuple[float, str, float]]
-    active: set[str] = field(default_factory=set)
 
 
 class CutoffRanking:
@@ -43,8 +42,8 @@ class CutoffRanking:
         self.horizon = horizon
         self.every = every
         self.cutoffs: list[_Cutoff] = []
+        self.windows = ActivityWindows([], horizon)
         self.next: datetime | None = None
-        self.last_seen: datetime | None = None
 
     def before(self, at: datetime, health: Mapping[str, CustomerHealth]) -> None:
         """Call before replaying a record at ``at``: takes the cutoffs it passes."""
@@ -56,23 +55,14 @@ class CutoffRanking:
                 self.next += (at - self.next) // self.every * self.every
             while at > self.next:
                 self.cutoffs.append(_Cutoff(self.next, self._scores(self.next, health)))
+                self.windows.add(self.next)
                 self.next += self.every
         except OverflowError:  # a time at the end of the calendar: no cutoff after it
             self.next = datetime.max.replace(tzinfo=at.tzinfo)
 
     def see(self, type_name: str, record: Mapping[str, Any]) -> None:
         """Call for every record of the history, replayed or not (the labels)."""
-        at: datetime = record["occurred_at"]
-        if self.last_seen is None or at > self.last_seen:
-            self.last_seen = at
-        customer = record.get("customer_id")
-        if type_name not in ACTIVITY_TYPES or not isinstance(customer, str):
-            return
-        for cutoff in reversed(self.cutoffs):
-            if cutoff.at + self.horizon < at:
-                break
-            if cutoff.at < at:
-                cutoff.active.add(customer)
+        self.windows.see(type_name, record)
 
     def _scores(self, at: datetime,
                 health: Mapping[str, CustomerHealth]) -> dict[str, tuple[float, str, float]]:
@@ -96,14 +86,14 @@ class CutoffRanking:
         """AUC and precision in the riskiest tenth for "left within the horizon", per
         complete cutoff, pooled over them, and per segment; with the days since the last
         activity as the baseline. None without a complete cutoff."""
-        done = [c for c in self.cutoffs if self.last_seen is not None
-                and c.at + self.horizon <= self.last_seen and c.scores]
+        done = [(c, self.windows.active[i]) for i, c in enumerate(self.cutoffs)
+                if self.windows.complete(i) and c.scores]
         if not done:
             return None
         rows: list[tuple[float, str, float, bool]] = []
         per_cutoff = []
-        for c in done:
-            mine = [(score, segment, days, customer not in c.active)
+        for c, active in done:
+            mine = [(score, segment, days, customer not in active)
                     for customer, (score, segment, days) in c.scores.items()]
             rows.extend(mine)
             per_cutoff.append({"at": c.at.strftime("%Y-%m-%d"), **_figures(mine)})

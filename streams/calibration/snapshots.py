@@ -11,7 +11,7 @@ the horizon after the cutoff.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,15 +43,23 @@ class Snapshot:
 
 class ActivityWindows:
     """Who was active (a purchase or an engagement) within ``horizon`` after each cutoff,
-    from records seen in any order."""
+    from records seen in any order; cutoffs can be added later, in time order."""
 
     def __init__(self, cutoffs: Sequence[datetime], horizon: timedelta) -> None:
-        self.cutoffs = sorted(cutoffs)
+        self.cutoffs: list[datetime] = []
         self.horizon = horizon
-        self.active: list[set[str]] = [set() for _ in self.cutoffs]
+        self.active: list[set[str]] = []
         self.last_seen: datetime | None = None
+        for cutoff in sorted(cutoffs):
+            self.add(cutoff)
 
-    def see(self, type_name: str, record: dict[str, Any]) -> None:
+    def add(self, cutoff: datetime) -> int:
+        """A new cutoff, later than the others; returns its index."""
+        self.cutoffs.append(cutoff)
+        self.active.append(set())
+        return len(self.cutoffs) - 1
+
+    def see(self, type_name: str, record: Mapping[str, Any]) -> None:
         at: datetime = record["occurred_at"]
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
@@ -65,7 +73,8 @@ class ActivityWindows:
                 self.active[i].add(customer)
 
     def complete(self, i: int) -> bool:
-        """Whether the records seen cover cutoff i's whole horizon."""
+        """Whether the records seen cover cutoff i's whole horizon (records are seen in
+        any order, so this assumes none is missing before the latest seen)."""
         return self.last_seen is not None and self.last_seen >= self.cutoffs[i] + self.horizon
 
 
