@@ -40,8 +40,10 @@ KNOT_QUANTILES = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
 #: on linearly past it (its last ramp is open): the tail's slope is fitted on the values
 #: beyond it, and later cutoffs see longer silences than the fit did.
 TIME_KNOT_QUANTILES = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.9)
-#: ... up to this many times the largest value seen (then flat, as every curve ends).
-EXTEND_BY = 4.0
+#: ... up to this many times the largest value seen (then flat, as every curve ends). More
+#: would stretch the curve's range of log-odds, which is its weight, over values no
+#: customer had: the measure would weigh much and move little where customers are.
+EXTEND_BY = 1.0
 TIME_KINDS = frozenset({"age", "elapsed"})
 #: A measure present in fewer snapshots than this share is not fitted.
 MIN_PRESENT_SHARE = 0.01
