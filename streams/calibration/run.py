@@ -177,6 +177,12 @@ def calibrate_main(events: Path, until: datetime, horizon: timedelta, out: Path,
     version = f"calibrated-{until:%Y%m%d}-h{horizon.days}"
     fit_set = _at(snapshots, plan.fit_for_check)
     held = _at(snapshots, plan.held_out)
+    for name, part in (("fitted for the check", fit_set), ("held out", held)):
+        if len({s.active_after for s in part}) < 2:
+            raise CalibrationError(
+                f"the cutoffs {name} ({len(part):,} snapshots) hold only customers who "
+                "stayed or only customers who left: nothing to fit or judge; pass a "
+                "later --until, a shorter --horizon or a longer history")
     precision = target_precision(snapshots, precision)
     check_config, check_data = fit_config(base, fit_set, horizon, version=version)
     threshold = set_thresholds(check_data, fit_set, check_config, precision)
