@@ -443,6 +443,7 @@ def calibrate(
     """Fit the scoring config to a history: replay it through the workers' code, snapshot
     every customer at cutoffs, fit a points scorecard to who was active within the horizon,
     and check it on held-out cutoffs against simple baselines (docs/scoring.md)."""
+    from streams.backtest import HistoryFormatError
     from streams.calibration.run import CalibrationError, calibrate_main
 
     as_of = _parse_time(until, "--until")
@@ -451,7 +452,7 @@ def calibrate(
         calibrate_main(events, as_of, timedelta(days=horizon), out, report,
                        load_settings(clock="event"), Console(), every=timedelta(days=every),
                        precision=precision, currency=currency)
-    except CalibrationError as exc:
+    except (CalibrationError, HistoryFormatError) as exc:
         raise _fail(str(exc)) from exc
 
 

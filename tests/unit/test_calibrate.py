@@ -167,3 +167,13 @@ def test_bgnbd_matches_the_published_cdnow_example():
     assert model.expected(2, 30.43, 38.86, 39) == pytest.approx(1.226, abs=0.002)
     assert 0 < model.p_alive(2, 30.43, 38.86) < 1
     assert model.expected(0, 0, 38.86, 39) < model.expected(2, 38.0, 38.86, 39)
+
+
+def test_a_file_that_is_no_history_is_refused_in_one_line(tmp_path: Path):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("hello world\nfoo\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["calibrate", "--events", str(garbage), "--until",
+                                      "2025-06-01", "--out", str(tmp_path / "out.toml")])
+    assert result.exit_code == 1
+    assert "neither JSON Lines nor a CSV of purchases" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out.toml").exists()
