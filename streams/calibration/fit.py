@@ -135,17 +135,9 @@ def measure_values(config: ScoringConfig, candidate: Candidate,
 # ----------------------------------------------------------------------- BG/NBD
 
 
-def btyd_inputs(snapshots: Sequence[Snapshot]) -> np.ndarray:
-    """(x, t_x, T) of every snapshot with a purchase."""
-    rows = []
-    for s in snapshots:
-        orders = s.signals.get("purchase.orders_total")
-        first = s.signals.get("purchase.first_at_d")
-        last = s.signals.get("purchase.last_at_d")
-        if orders is None or first is None or last is None:
-            continue
-        big_t = max(0.0, s.cutoff_d - first)
-        rows.append((max(0.0, orders - 1), min(max(0.0, last - first), big_t), big_t))
+def btyd_inputs(snapshots: Sequence[Snapshot], btyd: Btyd) -> np.ndarray:
+    """(x, t_x, T) of every snapshot with a purchase (:meth:`Btyd.summary`)."""
+    rows = [row for s in snapshots if (row := btyd.summary(s.signals, s.cutoff_d)) is not None]
     return np.array(rows, dtype=float).reshape(-1, 3)
 
 

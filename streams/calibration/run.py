@@ -90,7 +90,7 @@ def fit_config(base: ScoringConfig, snapshots: Sequence[Snapshot], horizon: time
     """The whole fit on ``snapshots``: BG/NBD on the latest cutoff's purchasers, the
     scorecard, the link. Returns the config and its dict (for writing)."""
     latest = max(s.cutoff_d for s in snapshots)
-    inputs = fit.btyd_inputs([s for s in snapshots if s.cutoff_d == latest])
+    inputs = fit.btyd_inputs([s for s in snapshots if s.cutoff_d == latest], base.btyd)
     btyd = Btyd(horizon_d=float(horizon.days))
     if len(inputs) >= 20:
         model = fit.fit_bgnbd(inputs)

@@ -195,6 +195,19 @@ class Btyd(_Strict):
     def model(self) -> BgNbd:
         return BgNbd(self.r, self.alpha, self.a, self.b)
 
+    def summary(self, signals: dict[str, float],
+                now_d: float) -> tuple[float, float, float] | None:
+        """The customer as BG/NBD sees it at ``now_d``: repeat purchases ``x``, days from
+        the first to the last purchase ``t_x`` and from the first to now ``T``; None
+        without a purchase."""
+        orders = signals.get("purchase.orders_total")
+        first = signals.get(self.first_signal)
+        last = signals.get(self.last_signal)
+        if not orders or first is None or last is None:
+            return None
+        big_t = max(0.0, now_d - first)
+        return max(0.0, orders - 1.0), min(max(0.0, last - first), big_t), big_t
+
 
 class Link(_Strict):
     """A calibrated score: ``100 * P`` with ``P = 1 / (1 + exp(-(intercept + slope *
@@ -607,14 +620,11 @@ def measure_value(
 def btyd_value(btyd: Btyd, signals: dict[str, float], now_d: float) -> float | None:
     """Purchases the BG/NBD model expects in ``btyd.horizon_d`` days from ``now_d``, from
     the order count and the first and last purchase times; None without them."""
-    orders = signals.get("purchase.orders_total")
-    first = signals.get(btyd.first_signal)
-    last = signals.get(btyd.last_signal)
-    if orders is None or first is None or last is None:
+    customer = btyd.summary(signals, now_d)
+    if customer is None:
         return None
-    big_t = max(0.0, now_d - first)
-    t_x = min(max(0.0, last - first), big_t)
-    return btyd.model().expected(max(0.0, orders - 1.0), t_x, big_t, btyd.horizon_d)
+    x, t_x, big_t = customer
+    return btyd.model().expected(x, t_x, big_t, btyd.horizon_d)
 
 
 def expected_gap(measure: Measure, signals: dict[str, float], segment: Segment) -> float:

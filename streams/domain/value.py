@@ -34,14 +34,11 @@ def currency_of(code: float | None) -> str | None:
 def value_at_stake(btyd: Btyd, signals: dict[str, float], now_d: float) -> int | None:
     """Revenue expected within ``btyd.horizon_d`` days if the customer stays (minor units),
     or None for a customer with no purchase."""
-    orders = signals.get("purchase.orders_total")
-    first = signals.get(btyd.first_signal)
-    last = signals.get(btyd.last_signal)
-    if not orders or first is None or last is None:
+    customer = btyd.summary(signals, now_d)
+    if customer is None:
         return None
-    big_t = max(0.0, now_d - first)
-    t_x = min(max(0.0, last - first), big_t)
-    x = max(0.0, orders - 1.0)
+    x, t_x, big_t = customer
+    orders = x + 1.0
     model = btyd.model()
     alive = model.p_alive(x, t_x, big_t)
     expected = model.expected(x, t_x, big_t, btyd.horizon_d) / alive if alive > 0 else 0.0
