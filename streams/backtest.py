@@ -29,10 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streams.codec import RecordError, from_json_line
-from streams.domain.buckets import DAY_MS, to_ms
+from streams.domain.buckets import to_ms
 from streams.domain.events import Rejection
-from streams.domain.health import Output, tenure_days
-from streams.domain.scoring import compute_score
+from streams.domain.health import Output, score_at
 from streams.purchases_csv import LineError, header_problem, parse_time, read_purchases_csv
 from streams.ranking import CutoffRanking
 from streams.replay import LocalPipeline
@@ -502,10 +501,7 @@ def _scored_at(finals: dict[str, CustomerFinal], pipeline: LocalPipeline,
         final = out.get(customer)
         if final is None:
             continue
-        profile = health.profile
-        score = compute_score(pipeline.scoring, health.signals, now_d=now_ms / DAY_MS,
-                              segment=profile.segment if profile is not None else "default",
-                              tenure_d=tenure_days(profile, now_ms))
+        score = score_at(pipeline.scoring, health, now_ms)
         if score is not None:
             out[customer] = replace(final, score=score.score, band=score.band)
     return out

@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.domain.buckets import DAY_MS
 from streams.domain.features import loads
-from streams.domain.health import CustomerHealth
-from streams.domain.scoring import ScoringConfig, compute_score
+from streams.domain.health import CustomerHealth, score_at, segment_of
+from streams.domain.scoring import ScoringConfig
 
 #: Band names a list may be asked for.
 BANDS = ("healthy", "watch", "at_risk")
@@ -44,14 +43,11 @@ def customer_health(customer_id: str, raw: bytes, config: ScoringConfig) -> dict
     each measure contributed and why, its alert state and episode, segment and consent."""
     health = CustomerHealth.from_json(loads(raw))
     profile = health.profile
-    segment = profile.segment if profile is not None else "default"
+    segment = segment_of(profile)
     contributions: list[dict[str, Any]] = []
     score = band = version = None
     if health.as_of_ms is not None:
-        tenure_d = (None if profile is None or profile.signup_ms is None
-                    else (health.as_of_ms - profile.signup_ms) / DAY_MS)
-        scored = compute_score(config, health.signals, now_d=health.as_of_ms / DAY_MS,
-                               segment=segment, tenure_d=tenure_d)
+        scored = score_at(config, health, health.as_of_ms)
         if scored is not None:
             score, band, version = scored.score, scored.band, scored.config_version
             contributions = sorted((

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from streams.calibration.metrics import auc, precision_at
-from streams.calibration.snapshots import ActivityWindows
+from streams.calibration.snapshots import ActivityWindows, days_since_activity
 from streams.domain.buckets import DAY_MS, to_ms
-from streams.domain.health import CustomerHealth, tenure_days
-from streams.domain.scoring import ScoringConfig, compute_score
+from streams.domain.health import CustomerHealth, score_at, segment_of
+from streams.domain.scoring import ScoringConfig
 
 CUTOFF_EVERY = timedelta(days=30)
 #: A jump in time across more cutoffs than this (a gap in the history) takes only the
@@ -67,19 +67,12 @@ class CutoffRanking:
     def _scores(self, at: datetime,
                 health: Mapping[str, CustomerHealth]) -> dict[str, tuple[float, str, float]]:
         now_ms = to_ms(at)
-        now_d = now_ms / DAY_MS
         out = {}
         for customer, h in health.items():
-            profile = h.profile
-            segment = profile.segment if profile is not None else "default"
-            score = compute_score(self.scoring, h.signals, now_d=now_d, segment=segment,
-                                  tenure_d=tenure_days(profile, now_ms))
-            if score is None:
-                continue
-            last = max((h.signals[k] for k in ("purchase.last_at_d", "engagement.last_at_d")
-                        if k in h.signals), default=None)
-            out[customer] = (score.score, segment,
-                             now_d - last if last is not None else float("inf"))
+            score = score_at(self.scoring, h, now_ms)
+            if score is not None:
+                out[customer] = (score.score, segment_of(h.profile),
+                                 days_since_activity(h.signals, now_ms / DAY_MS))
         return out
 
     def report(self) -> dict[str, Any] | None:

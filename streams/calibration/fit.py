@@ -30,7 +30,6 @@ from streams.domain.scoring import (
     Link,
     Measure,
     ScoringConfig,
-    compute_score,
     measure_value,
 )
 
@@ -343,12 +342,7 @@ def scorecard_config(base: ScoringConfig, card: Scorecard, btyd: Btyd, *,
 def served_points(config: ScoringConfig, snapshots: Sequence[Snapshot]) -> list[float | None]:
     """The weighted points the scorer gives each snapshot before the link (None: no
     score)."""
-    out: list[float | None] = []
-    for s in snapshots:
-        score = compute_score(config, s.signals, now_d=s.cutoff_d, segment=s.segment,
-                              tenure_d=s.tenure_d)
-        out.append(None if score is None else score.points)
-    return out
+    return [None if (score := s.score(config)) is None else score.points for s in snapshots]
 
 
 def refit_link(config: ScoringConfig, snapshots: Sequence[Snapshot]) -> Link:

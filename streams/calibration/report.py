@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,25 +18,13 @@ from streams.calibration.metrics import (
     lift_at,
     precision_at,
 )
-from streams.calibration.snapshots import Snapshot
-from streams.domain.scoring import Btyd, ScoringConfig, btyd_value, compute_score
-
-
-def days_since_activity(s: Snapshot) -> float:
-    """Days since the latest purchase or engagement (the one-line baseline)."""
-    last = max((s.signals[k] for k in ("purchase.last_at_d", "engagement.last_at_d")
-                if k in s.signals), default=None)
-    return math.inf if last is None else s.cutoff_d - last
+from streams.calibration.snapshots import Snapshot, days_since_activity
+from streams.domain.scoring import Btyd, ScoringConfig, btyd_value
 
 
 def scores(config: ScoringConfig, snapshots: Sequence[Snapshot]) -> list[float]:
     """Each snapshot's score under ``config`` (0 when it gives none)."""
-    out = []
-    for s in snapshots:
-        score = compute_score(config, s.signals, now_d=s.cutoff_d, segment=s.segment,
-                              tenure_d=s.tenure_d)
-        out.append(0.0 if score is None else score.score)
-    return out
+    return [0.0 if (score := s.score(config)) is None else score.score for s in snapshots]
 
 
 def ranking(risk: Sequence[float], left: Sequence[bool]) -> dict[str, float | None]:
@@ -58,7 +45,7 @@ def held_out_figures(calibrated: ScoringConfig, default: ScoringConfig, btyd: Bt
     fitted = scores(calibrated, test)
     rfm = fit_rfm(fit_set)
     baselines: dict[str, Callable[[Snapshot], float]] = {
-        "days_since_last_activity": days_since_activity,
+        "days_since_last_activity": lambda s: days_since_activity(s.signals, s.cutoff_d),
         "lifetime_frequency": lambda s: -s.signals.get("purchase.orders_total", 0.0),
         "bgnbd_expected_purchases": lambda s: -(btyd_value(btyd, s.signals, s.cutoff_d)
                                                 or 0.0),
@@ -129,7 +116,8 @@ def write_report(report: dict[str, Any], out_dir: Path, calibrated: Sequence[flo
     left = [s.left for s in test]
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, risk in (("calibrated", [-v for v in calibrated]),
-                       ("days since last activity", [days_since_activity(s) for s in test])):
+                       ("days since last activity", [days_since_activity(s.signals, s.cutoff_d)
+                                                  for s in test])):
         xs, ys = _roc(risk, left)
         ax.plot(xs, ys, label=name)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")

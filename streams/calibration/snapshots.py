@@ -10,6 +10,7 @@ the horizon after the cutoff.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Any
 
 from streams.domain.buckets import DAY_MS, to_ms
 from streams.domain.features import ProfileState, finite, loads
-from streams.domain.health import CustomerHealth, Output
+from streams.domain.health import CustomerHealth, Output, segment_of, tenure_days
+from streams.domain.scoring import Score, ScoringConfig, compute_score
 from streams.replay import LocalPipeline
 
 #: Records that make a customer count as active (``[retention]`` of the scoring config).
@@ -39,6 +41,19 @@ class Snapshot:
     @property
     def left(self) -> bool:
         return not self.active_after
+
+    def score(self, config: ScoringConfig) -> Score | None:
+        """The snapshot scored under ``config`` as of its cutoff."""
+        return compute_score(config, self.signals, now_d=self.cutoff_d, segment=self.segment,
+                             tenure_d=self.tenure_d)
+
+
+def days_since_activity(signals: Mapping[str, float], now_d: float) -> float:
+    """Days since the latest purchase or engagement (the one-line baseline); infinite
+    without either."""
+    last = max((signals[k] for k in ("purchase.last_at_d", "engagement.last_at_d")
+                if k in signals), default=None)
+    return math.inf if last is None else now_d - last
 
 
 class ActivityWindows:
@@ -144,8 +159,6 @@ def _signals_now(replay: SignalReplay,
         if not health.signals:
             continue
         profile = health.profile
-        segment = profile.segment if profile is not None else "default"
-        tenure = (None if profile is None or profile.signup_ms is None
-                  else (now_ms - profile.signup_ms) / DAY_MS)
-        rows.append((customer, dict(health.signals), segment, tenure))
+        rows.append((customer, dict(health.signals), segment_of(profile),
+                     tenure_days(profile, now_ms)))
     return rows

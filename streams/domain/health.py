@@ -108,6 +108,19 @@ class CustomerHealth:
                    ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None)
 
 
+def segment_of(profile: ProfileState | None) -> str:
+    """The customer's segment: its profile's, ``default`` without one."""
+    return profile.segment if profile is not None else "default"
+
+
+def score_at(config: ScoringConfig, health: CustomerHealth, at_ms: int) -> Score | None:
+    """The customer's score as of ``at_ms`` from its signals and profile, changing nothing
+    (the backtest's final scores, its cutoffs, the lookup)."""
+    profile = health.profile
+    return compute_score(config, health.signals, now_d=at_ms / DAY_MS,
+                         segment=segment_of(profile), tenure_d=tenure_days(profile, at_ms))
+
+
 def tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
     if profile is None or profile.signup_ms is None:
         return None
@@ -229,7 +242,7 @@ def evaluate(
     if health.as_of_ms is not None:
         at_ms = max(at_ms, health.as_of_ms)
     health.as_of_ms = at_ms
-    segment = profile.segment if profile is not None else "default"
+    segment = segment_of(profile)
     tenure_d = tenure_days(profile, at_ms)
     score = compute_score(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
                           tenure_d=tenure_d)
