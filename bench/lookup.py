@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -32,11 +31,10 @@ from throughput import events, free_port, processed
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
-from streams.processes import stop_process, worker_env
+from streams.processes import bench_broker, stop_process, worker_env
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
 
 
@@ -97,16 +95,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=150_000)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="churnwatch-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="churnwatch-bench-") as tmp, \
+            bench_broker(Path(tmp)) as bootstrap:
         workdir = Path(tmp)
-        external = os.environ.get("CHURN_KAFKA_BOOTSTRAP")
-        script = REPO / "scripts" / "kafka-local.sh"
-        if external:
-            bootstrap = external
-        else:
-            env = dict(os.environ, CHURN_PYTHON=sys.executable)
-            bootstrap = subprocess.run([str(script), "start", str(workdir / "kafka")], env=env,
-                                       check=True, capture_output=True, text=True).stdout.strip()
         procs: list[subprocess.Popen[bytes]] = []
         try:
             base = Settings(_env_file=None, kafka_bootstrap=bootstrap,
@@ -152,9 +143,6 @@ def main() -> None:
         finally:
             for proc in procs:
                 stop_process(proc, 60)
-            if not external:
-                subprocess.run([str(script), "stop", str(workdir / "kafka")], check=False,
-                               capture_output=True)
 
 
 if __name__ == "__main__":

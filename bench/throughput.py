@@ -31,11 +31,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
-from streams.processes import stop_process
+from streams.processes import bench_broker, stop_process
 from streams.settings import INPUT_TOPICS, Settings
 from streams.topics import ensure_topics
 
-REPO = Path(__file__).resolve().parents[1]
 FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -157,37 +156,25 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="churnwatch-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="churnwatch-bench-") as tmp, \
+            bench_broker(Path(tmp)) as bootstrap:
         workdir = Path(tmp)
-        external = os.environ.get("CHURN_KAFKA_BOOTSTRAP")
-        script = REPO / "scripts" / "kafka-local.sh"
-        if external:
-            bootstrap = external
-        else:
-            env = dict(os.environ, CHURN_PYTHON=sys.executable)
-            bootstrap = subprocess.run([str(script), "start", str(workdir / "kafka")], env=env,
-                                       check=True, capture_output=True, text=True).stdout.strip()
-        try:
-            settings = Settings(_env_file=None, kafka_bootstrap=bootstrap,
-                                topic_prefix=f"bench-{uuid.uuid4().hex[:6]}-",
-                                app_id=f"bench-{uuid.uuid4().hex[:6]}",
-                                partitions=args.partitions, web_port=free_port())
-            ensure_topics(settings)
-            records = events(args.events, args.customers)
-            started = time.perf_counter()
-            produce_records(settings, build_codec(settings), records)
-            produce_s = time.perf_counter() - started
-            print(f"produced {len(records):,} events for {args.customers:,} customers "
-                  f"in {produce_s:.1f} s ({len(records) / produce_s:,.0f}/s)")
-            base = baseline_rate(settings, len(records))
-            print(f"baseline  raw consume + Avro decode: {base:>10,.0f} events/s")
-            rate, window = worker_rate(settings, len(records), workdir)
-            print(f"worker    sustained (10%..90%, {window:.1f} s): {rate:>10,.0f} events/s")
-            print(f"ratio     worker / baseline: {rate / base:.3f}")
-        finally:
-            if not external:
-                subprocess.run([str(script), "stop", str(workdir / "kafka")], check=False,
-                               capture_output=True)
+        settings = Settings(_env_file=None, kafka_bootstrap=bootstrap,
+                            topic_prefix=f"bench-{uuid.uuid4().hex[:6]}-",
+                            app_id=f"bench-{uuid.uuid4().hex[:6]}",
+                            partitions=args.partitions, web_port=free_port())
+        ensure_topics(settings)
+        records = events(args.events, args.customers)
+        started = time.perf_counter()
+        produce_records(settings, build_codec(settings), records)
+        produce_s = time.perf_counter() - started
+        print(f"produced {len(records):,} events for {args.customers:,} customers "
+              f"in {produce_s:.1f} s ({len(records) / produce_s:,.0f}/s)")
+        base = baseline_rate(settings, len(records))
+        print(f"baseline  raw consume + Avro decode: {base:>10,.0f} events/s")
+        rate, window = worker_rate(settings, len(records), workdir)
+        print(f"worker    sustained (10%..90%, {window:.1f} s): {rate:>10,.0f} events/s")
+        print(f"ratio     worker / baseline: {rate / base:.3f}")
 
 
 if __name__ == "__main__":

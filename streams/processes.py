@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from streams.settings import Settings
 
@@ -21,6 +25,28 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
                                         else str(value))
     env.update(extra)
     return env
+
+
+KAFKA_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kafka-local.sh"
+
+
+@contextmanager
+def bench_broker(workdir: Path) -> Iterator[str]:
+    """The bootstrap address of ``CHURN_KAFKA_BOOTSTRAP`` if set, else of a local broker
+    started with ``scripts/kafka-local.sh`` in ``workdir`` and stopped on exit (the
+    benchmarks' broker)."""
+    external = os.environ.get("CHURN_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    data = str(workdir / "kafka")
+    env = dict(os.environ, CHURN_PYTHON=sys.executable)
+    bootstrap = subprocess.run([str(KAFKA_SCRIPT), "start", data], env=env, check=True,
+                               capture_output=True, text=True).stdout.strip()
+    try:
+        yield bootstrap
+    finally:
+        subprocess.run([str(KAFKA_SCRIPT), "stop", data], check=False, capture_output=True)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int | None:
