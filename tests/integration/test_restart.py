@@ -37,13 +37,7 @@ def test_state_survives_a_worker_replaced_with_an_empty_state_dir(
     codec = build_codec(settings)
     history = [profile("erin")] + [purchase("erin", n, 7.0 * n) for n in range(8)]
 
-    first = WorkerProcess(settings, tmp_path / "first.log")
-    try:
-        first.wait_ready()
-        produce_records(settings, codec, history)
-        first.wait_metric("churnwatch_events_consumed_total", len(history), step="scorer")
-    finally:
-        assert first.stop() == 0, first.log_tail()
+    _score_and_stop(settings, codec, history, tmp_path / "first.log")
 
     replaced = settings.model_copy(update={"data_dir": second_dir})
     second = WorkerProcess(replaced, tmp_path / "second.log")
@@ -128,13 +122,7 @@ def test_a_worker_restarted_after_the_input_ended_goes_on_with_its_watermarks(
                      + [purchase("gina", n, 7.0 * n) for n in range(7)]
                      + [purchase("hank", n, 10.0 * n) for n in range(13)],
                      key=lambda item: item[1]["occurred_at"])
-    first = WorkerProcess(settings, tmp_path / "first.log")
-    try:
-        first.wait_ready()
-        produce_records(settings, codec, history)
-        first.wait_metric("churnwatch_events_consumed_total", len(history), step="scorer")
-    finally:
-        assert first.stop() == 0, first.log_tail()
+    _score_and_stop(settings, codec, history, tmp_path / "first.log")
 
     # restarted elsewhere (an empty state directory), with no new input: its silence
     # checks go on from the kept watermark, so gina's silence is caught
@@ -152,3 +140,14 @@ def test_a_worker_restarted_after_the_input_ended_goes_on_with_its_watermarks(
                                                                            "too_late")]
     finally:
         second.stop()
+
+
+def _score_and_stop(settings, codec, history, log) -> None:
+    """A worker that reads ``history`` to the end of its scoring, then stops cleanly."""
+    worker = WorkerProcess(settings, log)
+    try:
+        worker.wait_ready()
+        produce_records(settings, codec, history)
+        worker.wait_metric("churnwatch_events_consumed_total", len(history), step="scorer")
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
