@@ -471,7 +471,6 @@ class _ProfilePlan:
     #: never rises
     falling: bool = True
     link: Link | None = None
-    btyd: Btyd | None = None
 
 
 def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
@@ -490,7 +489,7 @@ def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
     tenures |= {m.min_tenure_d for m in config.measures.values()}
     falling = all(m.measure.falls_with_time for m in elapsed)
     return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)),
-                        falling, config.link, config.btyd)
+                        falling, config.link)
 
 
 def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
