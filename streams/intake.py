@@ -1,4 +1,5 @@
 """Intake of one input record: decode, validate, check event time. No Faust, no I/O.
+The caller tells the clock about an accepted event (``Clock.observe``).
 
 Returns the typed event, or a :class:`Rejection` that becomes a dead-letter record.
 """
@@ -63,8 +64,6 @@ def intake(
     except InvalidEvent as exc:
         return Rejection(exc.reason, str(exc), _field(record, "event_id"),
                          _field(record, "customer_id"))
-    if not erasure:
-        clock.observe(event.occurred_at, stream)
     return event
 
 

@@ -48,6 +48,9 @@ class Metrics:
         self.events_accepted = Counter(
             "churnwatch_events_accepted_total", "Input events that changed customer state.",
             ["step"], registry=r)
+        self.applied = Counter(
+            "churnwatch_events_applied_total", "Accepted input events applied to customer "
+            "state in event-time order (duplicates included).", ["step"], registry=r)
         self.duplicates = Counter(
             "churnwatch_duplicate_events_total", "Events ignored as recently seen ids.",
             ["step"], registry=r)
@@ -67,8 +70,11 @@ class Metrics:
         self.at_risk = Counter(
             "churnwatch_at_risk_total", "CustomerAtRisk events by likely churn reason and "
             "the team they are routed to.", ["churn_reason", "team"], registry=r)
+        self.held = Gauge(
+            "churnwatch_events_held", "Accepted events waiting for the low watermark, to be "
+            "applied in event-time order.", registry=r)
         self.processing_seconds = Histogram(
-            "churnwatch_processing_seconds", "Time to process one record in a step.",
+            "churnwatch_processing_seconds", "Time to process one batch of records.",
             ["step"], buckets=LATENCY_BUCKETS, registry=r)
 
         self.event_age = Histogram(

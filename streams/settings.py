@@ -19,7 +19,7 @@ TOPIC_ENGAGEMENT = "customer.engagement"
 TOPIC_SUPPORT = "customer.support"
 TOPIC_PROFILE = "customer.profile"
 TOPIC_ERASURE = "customer.erasure"
-TOPIC_SIGNALS = "churnwatch.signals"
+TOPIC_TICKS = "churnwatch.ticks"
 TOPIC_HEALTH = "customer.health"
 TOPIC_AT_RISK = "customer.at-risk"
 TOPIC_RECOVERED = "customer.recovered"
@@ -29,7 +29,7 @@ TOPIC_DEAD_LETTER = "churnwatch.dead-letter"
 INPUT_TOPICS = (TOPIC_PURCHASES, TOPIC_ENGAGEMENT, TOPIC_SUPPORT, TOPIC_PROFILE, TOPIC_ERASURE)
 OUTPUT_TOPICS = (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS,
                  TOPIC_DEAD_LETTER)
-ALL_TOPICS = (*INPUT_TOPICS, TOPIC_SIGNALS, *OUTPUT_TOPICS)
+ALL_TOPICS = (*INPUT_TOPICS, TOPIC_TICKS, *OUTPUT_TOPICS)
 
 
 class Settings(BaseSettings):
@@ -93,6 +93,25 @@ class Settings(BaseSettings):
     )
     score_step: float = Field(
         5.0, ge=0, description="Publish HealthScoreChanged when the score moves by more."
+    )
+    max_jump_s: int = Field(
+        7 * 86400, gt=0, description="On the event clock, a record more than this far "
+        "ahead of every input is an outlier: held, without moving the clock, until its "
+        "partition's next record confirms it (or refutes it: dead letter clock_outlier)."
+    )
+    order_grace_s: float = Field(
+        0.1, ge=0, description="A partition read to its end stops holding back the event-time "
+        "order after this many seconds without a record."
+    )
+    batch_size: int = Field(
+        500, ge=1, description="Records the ingest agent takes at most per batch."
+    )
+    batch_wait_s: float = Field(
+        0.02, gt=0, description="Seconds the ingest agent waits to fill a batch."
+    )
+    state_cache: int = Field(
+        100_000, ge=0, description="Customers whose state objects a worker keeps in memory "
+        "between batches."
     )
     lapse_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between silence (lapse) timer ticks."

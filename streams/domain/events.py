@@ -17,6 +17,9 @@ from typing import Any
 INVALID_FIELD = "invalid_field"
 TOO_LATE = "too_late"
 IN_FUTURE = "in_future"
+#: An event far ahead of every input, refuted by the next record of its partition (see
+#: streams.domain.clock): it would have moved the event clock past everything else.
+CLOCK_OUTLIER = "clock_outlier"
 
 MAX_ID_LENGTH = 200
 MAX_AMOUNT_MINOR = 10**12  # ten billion in major units: beyond any single order

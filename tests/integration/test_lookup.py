@@ -71,7 +71,7 @@ def test_either_worker_answers_for_every_customer_even_during_a_rebalance(worker
     settings = first.settings
     history = [profile(c) for c in CUSTOMERS] + [purchase(c, 1, 1.0) for c in CUSTOMERS]
     produce_records(settings, build_codec(settings), history)
-    wait_for(lambda: sum(w.metric("churnwatch_events_consumed_total", step="scorer")
+    wait_for(lambda: sum(w.metric("churnwatch_events_applied_total")
                          for w in (first, second)) >= len(history),
              timeout=90, what="both workers scoring", on_timeout=first.log_tail)
 

@@ -62,7 +62,7 @@ def test_a_broker_outage_is_told_once_and_the_worker_carries_on(
     try:
         worker.wait_ready()
         produce_records(settings, codec, [profile("ivan"), purchase("ivan", 1, 1.0)])
-        worker.wait_metric("churnwatch_events_consumed_total", 2, step="scorer")
+        worker.wait_metric("churnwatch_events_applied_total", 2)
         before = len(worker.log_path.read_text().splitlines())
 
         broker.run("stop")

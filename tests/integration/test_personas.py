@@ -252,7 +252,7 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     try:
         worker.wait_ready()
         produce_in_phases(settings, worker, records,
-                          metric="churnwatch_events_consumed_total", step="scorer")
+                          metric="churnwatch_events_applied_total")
         outputs = collect(settings, build_codec(settings), OUTPUTS, timeout=60,
                           until=lambda got: len(got) >= len(replayed))
         yield PersonaRun(settings, load_config(settings.scoring_config), records, outputs,

@@ -207,7 +207,7 @@ def feed(settings: Settings, worker: WorkerProcess, customers: list[str],
     produce_raw(settings, TOPIC_PURCHASES, customers[0].encode(), b"not avro at all")
     consumed += len(records)
     dead += 1
-    worker.wait_metric("churnwatch_events_consumed_total", consumed, step="scorer")
+    worker.wait_metric("churnwatch_events_applied_total", consumed)
     worker.wait_metric("churnwatch_dead_letters_total", dead, step="purchases")
     return consumed, dead
 
