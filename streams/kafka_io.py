@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from streams.codec import Codec, DecodeError
 from streams.logs import kafka_logger
+from streams.security import client_config
 from streams.settings import (
     TOPIC_ENGAGEMENT,
     TOPIC_ERASURE,
@@ -64,6 +65,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
     """A producer for ``settings``' cluster, partitioning keys as Java and Faust do."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
+        **client_config(settings),
         "partitioner": "murmur2_random",
         "linger.ms": 5,
         "enable.idempotence": True,
@@ -173,6 +175,7 @@ class OutputReader:
         self._rank = {settings.topic(t): i for i, t in enumerate(topics)}
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
+            **client_config(settings),
             "group.id": group_id or f"churnwatch-reader-{uuid.uuid4().hex[:12]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": group_id is not None,

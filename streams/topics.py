@@ -30,6 +30,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streams.logs import kafka_logger
 from streams.pipeline import TABLES
+from streams.security import client_config
 from streams.settings import ALL_TOPICS, Settings
 
 __all__ = [
@@ -276,8 +277,11 @@ def delete_topics(
 
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client for ``settings``' cluster that logs through churnwatch's logging."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap,
-                              "logger": kafka_logger()}
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        **client_config(settings),
+        "logger": kafka_logger(),
+    }
     return AdminClient(config)
 
 
