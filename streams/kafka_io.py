@@ -62,7 +62,9 @@ class DeliveryError(RuntimeError):
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
-    """A producer for ``settings``' cluster, partitioning keys as Java and Faust do."""
+    """A producer for ``settings``' cluster, partitioning keys as Java and Faust do; its
+    ``poll`` and ``flush`` raise ``streams.topics.AccessRefusedError`` once the cluster
+    refuses it."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
         **client_config(settings),
@@ -72,9 +74,18 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "acks": "all",
         "queue.buffering.max.messages": 200_000,
         "logger": kafka_logger(),
+        "error_cb": _refused(settings),
     }
     config.update(overrides)
     return Producer(config)
+
+
+def _refused(settings: Settings) -> Callable[[KafkaError], None]:
+    """An ``error_cb`` that raises ``streams.topics.AccessRefusedError`` (from ``poll``,
+    ``flush`` or ``consume``) once the cluster refuses the credentials or TLS set-up."""
+    from streams.topics import AccessRefusedError
+
+    return AccessRefusedError.raise_on_refusal(settings.kafka_bootstrap)
 
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
@@ -162,7 +173,8 @@ class OutputReader:
     A tombstone yields type :data:`TOMBSTONE` and record None; bytes the codec cannot
     decode yield type :data:`UNDECODABLE` and ``{"error", "key", "payload"}``.
     Once every broker has been down for ``settings.kafka_timeout_s`` and the cluster still
-    does not answer, reading raises ``streams.topics.BrokerUnreachableError``.
+    does not answer, reading raises ``streams.topics.BrokerUnreachableError``; once the
+    cluster refuses the credentials or TLS set-up, ``streams.topics.AccessRefusedError``.
     Use it as a context manager, or call ``close()``.
     """
 
@@ -171,6 +183,7 @@ class OutputReader:
         self.codec = codec
         self.settings = settings
         self._down_since: float | None = None  # monotonic time all brokers went down
+        self._refused = _refused(settings)
         self.logical = {settings.topic(t): t for t in topics}
         self._rank = {settings.topic(t): i for i, t in enumerate(topics)}
         self.consumer = Consumer({
@@ -199,6 +212,7 @@ class OutputReader:
             self.consumer.close()
 
     def _on_error(self, error: KafkaError) -> None:
+        self._refused(error)
         if error.code() == KafkaError._ALL_BROKERS_DOWN and self._down_since is None:
             self._down_since = time.monotonic()
 

@@ -12,10 +12,17 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING
 
+from confluent_kafka import KafkaError
+
 from streams.settings import Settings
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
+
+#: librdkafka errors that say the cluster refused this client's credentials or TLS set-up
+#: (wrong password, unknown user, untrusted certificate): retrying cannot help.
+REFUSALS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+
 
 def client_config(settings: Settings) -> dict[str, str]:
     """The librdkafka security properties of every confluent-kafka client."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import AuthProtocol
 
+from streams.logs import KAFKA_LOGGER, KafkaClientFilter
 from streams.security import client_config, faust_credentials
 from streams.settings import Settings
 
@@ -83,3 +85,15 @@ def test_incomplete_or_contradictory_security_settings_are_refused(values, messa
     resolved = {k: files.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
     with pytest.raises(ValueError, match=message):
         settings(**resolved)
+
+
+def test_librdkafkas_refusal_reports_are_debug(monkeypatch):
+    """The command that met the refusal says so once (AccessRefusedError), not every retry."""
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
+    noisy = KafkaClientFilter()
+    for text in ("sasl_ssl://h:9093/bootstrap: SASL authentication error: Authentication "
+                 "failed during authentication due to invalid credentials",
+                 "ssl://h:9093/bootstrap: SSL handshake failed: certificate verify failed"):
+        record = logging.makeLogRecord({"name": KAFKA_LOGGER, "levelno": logging.ERROR,
+                                        "levelname": "ERROR", "msg": text})
+        assert not noisy.filter(record)
