@@ -13,7 +13,6 @@ Prints both rates and their ratio (worker / baseline).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import socket
 import subprocess
@@ -31,7 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
-from streams.processes import bench_broker, stop_process
+from streams.processes import bench_broker, stop_process, worker_env
+from streams.security import client_config
 from streams.settings import INPUT_TOPICS, Settings
 from streams.topics import ensure_topics
 
@@ -81,6 +81,7 @@ def events(total: int, customers: int, seed: int = 1) -> list[tuple[str, dict[st
 def baseline_rate(settings: Settings, expected: int) -> float:
     codec = build_codec(settings)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         **client_config(settings),
                          "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([settings.topic(t) for t in INPUT_TOPICS])
@@ -118,12 +119,10 @@ def processed(port: int) -> float:
 
 
 def worker_rate(settings: Settings, expected: int, workdir: Path) -> tuple[float, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    env.update({"CHURN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-                "CHURN_TOPIC_PREFIX": settings.topic_prefix, "CHURN_APP_ID": settings.app_id,
-                "CHURN_PARTITIONS": str(settings.partitions), "CHURN_CLOCK": "event",
-                "CHURN_STORE": "rocksdb://", "CHURN_DATA_DIR": str(workdir / "state"),
-                "CHURN_WEB_PORT": str(settings.web_port), "CHURN_LOG_LEVEL": "warning"})
+    # the bench's settings (its cluster and credentials, topics, app id, web port), run as
+    # a real deployment would: event clock, RocksDB tables
+    env = worker_env(settings, CHURN_CLOCK="event", CHURN_STORE="rocksdb://",
+                     CHURN_DATA_DIR=str(workdir / "state"), CHURN_LOG_LEVEL="warning")
     log = (workdir / "worker.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)

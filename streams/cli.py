@@ -189,6 +189,7 @@ def produce_scenario(
     from streams.codec import build_codec
     from streams.demo import produce_paced
     from streams.kafka_io import DeliveryError
+    from streams.topics import AccessRefusedError
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     _reach(settings)
@@ -196,7 +197,7 @@ def produce_scenario(
     try:
         count = produce_paced(settings, build_codec(settings), records, pace=pace,
                               console=console)
-    except DeliveryError as exc:
+    except (DeliveryError, AccessRefusedError) as exc:
         raise _fail(str(exc)) from exc
     console.print(f"produced {count:,} records for {customers:,} customers "
                   f"to {settings.kafka_bootstrap}")
@@ -290,12 +291,13 @@ def simulate(
             from streams.codec import build_codec
             from streams.kafka_io import DeliveryError
             from streams.simulator import ProduceError, produce_items
+            from streams.topics import AccessRefusedError
 
             assert settings is not None
             try:
                 produce_items(settings, build_codec(settings), sim.items, rate=rate,
                               progress=lambda n: progress.advance(task, n))
-            except ProduceError as exc:
+            except (ProduceError, AccessRefusedError) as exc:
                 raise _fail(str(exc)) from exc
             except (DeliveryError, KafkaException) as exc:
                 raise _fail(f"producing to {settings.kafka_bootstrap} failed: {exc}") from exc
@@ -336,6 +338,7 @@ def produce(
     from streams.codec import build_codec
     from streams.demo import produce_paced
     from streams.kafka_io import DeliveryError
+    from streams.topics import AccessRefusedError
 
     console = Console(stderr=True)
     try:
@@ -351,7 +354,7 @@ def produce(
     try:
         count = produce_paced(settings, build_codec(settings), list(records), pace=pace,
                               console=console)
-    except DeliveryError as exc:
+    except (DeliveryError, AccessRefusedError) as exc:
         raise _fail(str(exc)) from exc
     customers = len({r["customer_id"] for _, r in records})
     console.print(f"produced {count:,} records for {customers:,} customers to "

@@ -37,6 +37,19 @@ def kafka_local_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def kafka_local(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/kafka-local.sh`` for a broker of one test: it takes free ports and is
+    stopped when this session ends, whatever happens. ``extra`` is added to its environment
+    (e.g. ``CHURN_KAFKA_EXTRA_LISTENERS``)."""
+    env = kafka_local_env(CHURN_KAFKA_OWNER_PID=str(os.getpid()), **extra)
+    if "CHURN_KAFKA_PORT" not in extra:
+        env.pop("CHURN_KAFKA_PORT", None)
+    if "CHURN_KAFKA_CONTROLLER_PORT" not in extra:
+        env.pop("CHURN_KAFKA_CONTROLLER_PORT", None)
+    return subprocess.run([str(KAFKA_LOCAL), *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:

@@ -16,18 +16,10 @@ from confluent_kafka.admin import AdminClient
 
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from tests.conftest import KAFKA_LOCAL, kafka_local_env
+from tests.conftest import kafka_local
 from tests.integration.workers import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def kafka_local(*args: str) -> subprocess.CompletedProcess[str]:
-    env = kafka_local_env(CHURN_KAFKA_OWNER_PID=str(os.getpid()))
-    env.pop("CHURN_KAFKA_PORT", None)
-    env.pop("CHURN_KAFKA_CONTROLLER_PORT", None)
-    return subprocess.run([str(KAFKA_LOCAL), *args], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture
