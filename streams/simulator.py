@@ -84,6 +84,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rich.table import Table
 
 from streams.codec import to_json_record
+from streams.jsonl import envelope_line, write_lines
 from streams.scenario import Record
 
 if TYPE_CHECKING:
@@ -442,8 +443,7 @@ def json_record(type_name: str, record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _json_line(type_name: str, record: Mapping[str, Any]) -> str:
-    envelope = {"type": type_name, "record": json_record(type_name, record)}
-    return json.dumps(envelope, separators=(",", ":"))
+    return envelope_line(type_name, json_record(type_name, record))
 
 
 # --------------------------------------------------------------------------- one customer
@@ -1366,28 +1366,7 @@ def write_jsonl(
 
     ``streams.backtest.load_events`` reads the records back and reports each malformed
     line as a line error."""
-    if isinstance(target, str | Path):
-        with Path(target).open("w", encoding="utf-8", newline="\n") as out:
-            return write_jsonl(items, out, progress=progress)
-    count = pending = 0
-    batch: list[str] = []
-    for line in iter_jsonl(items):
-        batch.append(line)
-        if len(batch) >= 5_000:
-            target.write("\n".join(batch) + "\n")
-            count += len(batch)
-            pending += len(batch)
-            batch.clear()
-            if progress is not None:
-                progress(pending)
-                pending = 0
-    if batch:
-        target.write("\n".join(batch) + "\n")
-        count += len(batch)
-        pending += len(batch)
-    if progress is not None and pending:
-        progress(pending)
-    return count
+    return write_lines(iter_jsonl(items), target, progress=progress)
 
 
 TRUTH_HEADER = ("customer_id", "churned", "churned_at", "persona", "segment")
