@@ -14,16 +14,10 @@ out, whatever the way out is.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,13 +46,18 @@ from streams.kafka_io import (
     OutputReader,
     make_producer,
 )
-from streams.processes import stop_process, worker_env
+from streams.processes import (
+    BrokerError,
+    WorkerChild,
+    WorkerError,
+    free_port,
+    start_broker,
+    stop_broker,
+)
 from streams.scenario import LAPSING, PERSONAS, Record, iter_days, persona_of
 from streams.settings import OUTPUT_TOPICS, Settings
 from streams.simulator import Item
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka-local.sh"
 FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
 
 BAND_STYLE = {"healthy": "green", "watch": "yellow", "at_risk": "bold red"}
@@ -421,126 +420,6 @@ def produce_days(settings: Settings, codec: Codec, days: list[tuple[datetime, li
     return count
 
 
-# -- child processes -----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _script_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["CHURN_PYTHON"] = sys.executable
-    env["CHURN_KAFKA_OWNER_PID"] = str(os.getpid())  # the broker goes when we go
-    return env
-
-
-def start_broker(directory: Path) -> str:
-    """Start a local broker in ``directory``; return its bootstrap address."""
-    if not KAFKA_SCRIPT.exists():
-        raise DemoError(f"{KAFKA_SCRIPT} is missing; set CHURN_KAFKA_BOOTSTRAP to use an "
-                        "existing Kafka cluster instead")
-    try:
-        done = subprocess.run(
-            [str(KAFKA_SCRIPT), "start", str(directory)], env=_script_env(),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
-            check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DemoError("the local Kafka broker did not start within 10 minutes") from exc
-    if done.returncode != 0 or not done.stdout.strip():
-        raise DemoError(f"could not start the local Kafka broker "
-                        f"(scripts/kafka-local.sh exit {done.returncode}):\n"
-                        f"{done.stderr.strip()}")
-    return done.stdout.strip().splitlines()[-1]
-
-
-def stop_broker(directory: Path) -> str | None:
-    """Stop the broker of ``directory``; return an error message if that failed."""
-    try:
-        done = subprocess.run([str(KAFKA_SCRIPT), "stop", str(directory)], env=_script_env(),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=120, check=False)
-    except subprocess.TimeoutExpired:
-        return "scripts/kafka-local.sh stop did not finish within 120s"
-    if done.returncode != 0:
-        return f"scripts/kafka-local.sh stop failed: {done.stderr.strip()}"
-    return None
-
-
-class WorkerChild:
-    """One ``python -m streams.cli worker`` child process, logging to a file."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{settings.web_port}"
-        self._log = log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=worker_env(settings),
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT if (REPO_ROOT / "streams").is_dir() else None,
-                start_new_session=True)  # Ctrl-C reaches us only; we stop it in order
-        except BaseException:
-            self._log.close()
-            raise
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no worker log)"
-        return "\n".join(text[-lines:])
-
-    def get(self, path: str) -> tuple[int, str] | None:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as answer:  # noqa: S310
-                return int(answer.status), answer.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-        except OSError:
-            return None
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.alive():
-                raise DemoError(f"the worker exited with status {self.proc.returncode} "
-                                "while starting")
-            answer = self.get("/ready")
-            if answer is not None and answer[0] == 200:
-                return
-            if time.monotonic() > deadline:
-                raise DemoError(f"the worker was not ready within {timeout:g}s")
-            time.sleep(0.25)  # polling a child's HTTP endpoint, with a deadline
-
-    def consumed(self) -> int | None:
-        """Input records the worker's feature steps have consumed, from /metrics."""
-        from prometheus_client.parser import text_string_to_metric_families
-
-        answer = self.get("/metrics")
-        if answer is None or answer[0] != 200:
-            return None
-        total = 0.0
-        for family in text_string_to_metric_families(answer[1]):
-            for sample in family.samples:
-                if (sample.name == "churnwatch_events_consumed_total"
-                        and sample.labels.get("step") in FEATURE_STEPS):
-                    total += sample.value
-        return int(total)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, wait, then SIGKILL; returns the exit status."""
-        try:
-            return stop_process(self.proc, timeout)
-        finally:
-            self._log.close()
-
-
 # -- the demo ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DemoOptions:
@@ -662,7 +541,7 @@ def run_demo(base: Settings, options: DemoOptions, console: Console | None = Non
     except (KeyboardInterrupt, _Terminated):
         console.print("\ninterrupted", style="dim")
         return 0
-    except DemoError as exc:
+    except (DemoError, BrokerError, WorkerError) as exc:
         console.print(f"[bold red]demo failed:[/bold red] {exc}", highlight=False)
         if run.worker is not None:
             console.print(f"[dim]---- last lines of {run.worker.log_path} ----[/dim]")
@@ -717,7 +596,8 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
                   f"[/bold] and the tables' changelogs ({settings.partitions} partitions each)")
 
     log_path = run.root / "worker.log"
-    run.worker = WorkerChild(settings, log_path)
+    run.worker = WorkerChild(settings, log_path, args=("-m", "streams.cli", "worker"),
+                             own_session=True, from_checkout=True)
     console.print(f"worker pid {run.worker.proc.pid}, web {run.worker.url}, "
                   f"log [bold]{log_path}[/bold]")
     with console.status("waiting for the worker to be ready ..."):
@@ -771,7 +651,7 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
             raise DemoError(f"the worker exited with status {worker.proc.returncode}")
         if time.monotonic() - last_metrics > 2.0:
             last_metrics = time.monotonic()
-            summary.consumed = worker.consumed()
+            summary.consumed = consumed(worker)
 
     def out_of_time() -> bool:
         return deadline is not None and time.monotonic() >= deadline
@@ -780,7 +660,7 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
         """Hold production until the worker has consumed ``needed`` records."""
         limit = time.monotonic() + options.lag_timeout
         while (summary.consumed or 0) < needed and not out_of_time():
-            summary.consumed = worker.consumed()
+            summary.consumed = consumed(worker)
             if (summary.consumed or 0) >= needed:
                 return
             if time.monotonic() > limit:
@@ -833,6 +713,20 @@ def _demo(base: Settings, options: DemoOptions, run: _Run) -> None:
     if stopped_by is None and summary.produced and not summary.health_changes:
         raise DemoError(f"the worker consumed {summary.consumed or 0:,} of "
                         f"{summary.produced:,} records but published no health score")
+
+
+def consumed(worker: WorkerChild) -> int | None:
+    """Input records the worker's feature steps have consumed, from /metrics."""
+    families = worker.metrics()
+    if families is None:
+        return None
+    total = 0.0
+    for family in families:
+        for sample in family.samples:
+            if (sample.name == "churnwatch_events_consumed_total"
+                    and sample.labels.get("step") in FEATURE_STEPS):
+                total += sample.value
+    return int(total)
 
 
 def replayed(summary: Summary, quiet_s: float, idle_s: float) -> bool:
