@@ -32,7 +32,6 @@ def free_port() -> int:
         return port
 
 
-# -- the local broker ----------------------------------------------------------------------
 class BrokerError(RuntimeError):
     """The local broker could not be started; the message says why and what to do."""
 
@@ -114,7 +113,6 @@ def bench_broker(workdir: Path) -> Iterator[str]:
         yield bootstrap
 
 
-# -- worker children -----------------------------------------------------------------------
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a worker child: ours without CHURN_*, then ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
