@@ -8,7 +8,6 @@ the Kafka-only commands start fast.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,17 +171,13 @@ def produce_scenario(
     records = scenario(customers, weeks, seed, _parse_time(start, "--start"))
     if jsonl is not None:
         from streams.codec import to_json_record
+        from streams.jsonl import envelope_line, write_lines
 
-        def write(out: Any) -> None:
-            for type_name, record in records:
-                envelope = {"type": type_name, "record": to_json_record(type_name, record)}
-                out.write(json.dumps(envelope, separators=(",", ":")) + "\n")
-
+        lines = (envelope_line(t, to_json_record(t, r)) for t, r in records)
         if str(jsonl) == "-":
-            write(sys.stdout)
+            write_lines(lines, sys.stdout)
         else:
-            with jsonl.open("w", encoding="utf-8") as out:
-                write(out)
+            write_lines(lines, jsonl)
             Console(stderr=True).print(f"wrote {len(records):,} records to {jsonl}")
         return
 

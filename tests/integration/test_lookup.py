@@ -16,9 +16,9 @@ import pytest
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
+from streams.processes import free_port
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from tests.conftest import free_port
 from tests.integration.test_pipeline import profile, purchase
 from tests.integration.workers import WorkerProcess, wait_for
 
@@ -29,7 +29,7 @@ CUSTOMERS = [f"cust-{n:02d}" for n in range(16)]
 
 
 def ready(worker: WorkerProcess) -> bool:
-    answer = worker._get("/ready")
+    answer = worker.get("/ready")
     return answer is not None and answer[0] == 200
 
 

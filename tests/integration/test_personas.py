@@ -21,6 +21,7 @@ import pytest
 from streams.codec import build_codec
 from streams.domain.scoring import ScoringConfig, interpolate, load_config
 from streams.kafka_io import collect, make_producer, produce_records
+from streams.processes import free_port
 from streams.replay import LocalPipeline
 from streams.settings import (
     TOPIC_AT_RISK,
@@ -31,7 +32,6 @@ from streams.settings import (
     Settings,
 )
 from streams.topics import ensure_topics
-from tests.conftest import free_port
 from tests.integration.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration

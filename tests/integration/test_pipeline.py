@@ -117,7 +117,7 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     purchases = settings.topic(TOPIC_PURCHASES)
 
     def lag_lines() -> list[str]:
-        answer = worker._get("/metrics")
+        answer = worker.get("/metrics")
         text = answer[1] if answer else ""
         return [line for line in text.splitlines()
                 if line.startswith("churnwatch_consumer_lag{") and purchases in line]

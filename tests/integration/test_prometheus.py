@@ -24,9 +24,8 @@ import yaml
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_raw, produce_records
-from streams.processes import stop_process
+from streams.processes import free_port, stop_process
 from streams.settings import TOPIC_PURCHASES, Settings
-from tests.conftest import free_port
 from tests.integration.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration

@@ -28,11 +28,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streams.codec import build_codec
 from streams.kafka_io import collect, produce_records
-from streams.processes import worker_env
+from streams.processes import free_port, owned_env, start_broker, stop_broker, worker_env
 from streams.security import client_config
 from streams.settings import TOPIC_HEALTH, Settings
 from streams.topics import ensure_topics
-from tests.conftest import free_port, kafka_local
 from tests.integration.test_pipeline import profile, purchase
 from tests.integration.workers import WorkerProcess, wait_for
 
@@ -100,14 +99,16 @@ def secure_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     extra.write_text(broker_properties(certs))
     secure = f"127.0.0.1:{free_port()}"
     broker = root / "broker"
-    started = kafka_local("start", str(broker), CHURN_KAFKA_EXTRA_LISTENERS=f"SASL_SSL://{secure}",
-                          CHURN_KAFKA_EXTRA_CONFIG=str(extra))
-    assert started.returncode == 0, started.stderr
+    env = owned_env(CHURN_KAFKA_EXTRA_LISTENERS=f"SASL_SSL://{secure}",
+                    CHURN_KAFKA_EXTRA_CONFIG=str(extra))
+    for taken in ("CHURN_KAFKA_PORT", "CHURN_KAFKA_CONTROLLER_PORT"):  # free ports
+        env.pop(taken, None)
+    bootstrap = start_broker(broker, env=env)
     try:
-        add_scram_user(started.stdout.strip())
+        add_scram_user(bootstrap)
         yield secure, certs
     finally:
-        kafka_local("stop", str(broker))
+        stop_broker(broker, env=env)
 
 
 @pytest.fixture
