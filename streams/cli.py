@@ -93,6 +93,10 @@ def worker(
     = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")]
     = None,
+    processes: Annotated[int, typer.Option(
+        min=1, help="Worker processes to run in one consumer group (one per core): "
+        "process i serves web port WEB_PORT+i and keeps its state in DATA_DIR/process-i.")]
+    = 1,
 ) -> None:
     """Run a churnwatch worker until it is stopped (SIGTERM or Ctrl-C)."""
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix,
@@ -100,6 +104,20 @@ def worker(
                              store=store, clock=clock, log_level=log_level)
     from streams.topics import TopicsError
     from streams.worker import run
+
+    if processes > 1:
+        if settings.web_url:
+            raise _fail("CHURN_WEB_URL names one process; unset it to run --processes "
+                        f"{processes} (each process advertises its own port)")
+        from streams.processes import run_worker_group
+        from streams.topics import ensure_topics
+
+        try:
+            if settings.create_topics:
+                ensure_topics(settings)  # once, before the processes race to create them
+        except TopicsError as exc:
+            raise _fail(str(exc)) from exc
+        raise typer.Exit(run_worker_group(settings, processes))
 
     try:
         run(settings)

@@ -4,6 +4,7 @@ free ports, the local Kafka broker of ``scripts/kafka-local.sh`` and worker chil
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +138,43 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int | 
             proc.kill()
             proc.wait(10)
     return proc.returncode
+
+
+def process_group_env(settings: Settings, index: int) -> dict[str, str]:
+    """What sets process ``index`` of a worker group apart: its web port (``web_port`` +
+    index), its state directory (``data_dir``/process-index) and, for static membership,
+    its worker id (``worker_id``-index)."""
+    extra = {"CHURN_WEB_PORT": str(settings.web_port + index),
+             "CHURN_DATA_DIR": str(settings.data_dir / f"process-{index}")}
+    if settings.worker_id:
+        extra["CHURN_WORKER_ID"] = f"{settings.worker_id}-{index}"
+    return extra
+
+
+def run_worker_group(settings: Settings, processes: int) -> int:
+    """Run ``processes`` worker processes in one consumer group until SIGTERM or Ctrl-C
+    (passed on to each), or until one of them exits (the others are then stopped, and
+    its status is returned, so that a supervisor restarts the group)."""
+    children = [subprocess.Popen([sys.executable, "-m", "streams.worker"],
+                                 env=worker_env(settings, **process_group_env(settings, i)),
+                                 stdin=subprocess.DEVNULL)
+                for i in range(processes)]
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)  # a supervisor's loop: wait for a signal or a child's exit
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        statuses = [stop_process(child, 60) for child in children]
+    if stopping:
+        return 0
+    return next((s for s in statuses if s), 1)
 
 
 class WorkerError(RuntimeError):

@@ -13,11 +13,11 @@ up). From these they give
   moved past it: the *low watermark*, the earliest latest event time over the streams
   that are not idle (a stream stops holding it back once read to its end and quiet for
   ``grace_s``, or quiet for ``idle_s`` whatever it says), never more than the allowed
-  lateness behind the newest stream. On the event clock, also once no stream can deliver
-  an older event *within the allowed lateness*: the earliest latest event time over every
-  stream minus the lateness (never more than twice the lateness behind the newest), so a
-  late record takes its place as in a backtest of the same input; once no stream has
-  delivered for ``idle_s`` (settled), everything goes;
+  lateness behind the newest stream. On the event clock, once the newest stream is the
+  allowed lateness past it: no stream that keeps up can deliver an older event any more,
+  so a late record takes its place as in a backtest of the same input (this costs the
+  allowed lateness of event time in latency); once no stream has delivered for
+  ``idle_s`` (settled), everything goes;
 - **now**, for silence checks: ``release_until`` on the event clock, the machine's time
   on the wall clock.
 
@@ -177,24 +177,11 @@ class _Streams:
         return all(t <= quiet_since for t in self.seen_at.values())
 
     def lateness_safe(self) -> datetime | None:
-        """The time up to which no stream can deliver anything more: the earliest latest
-        event time over the streams minus the allowed lateness (a stream's later records
-        are at most that late), but never more than twice the lateness behind the newest
-        (a stream that lags further is applied as it comes)."""
+        """The newest latest event time minus the allowed lateness: no stream that keeps
+        up with the newest can deliver anything older (a later record is at most that
+        late); one that lags further behind is applied as it comes."""
         newest = self.newest()
-        if newest is None:
-            return None
-        now = self.monotonic()
-        floor = newest - 2 * self.lateness
-        earliest = newest
-        for stream in self.seen_at:
-            position = self.position(stream)
-            if position is None:
-                if not self.idle(stream, now):
-                    return floor  # a stream not read yet
-            elif position < earliest:
-                earliest = position
-        return max(earliest - self.lateness, floor)
+        return None if newest is None else newest - self.lateness
 
     def active(self) -> list[datetime]:
         cutoff = self.monotonic() - self.idle_s
