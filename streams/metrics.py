@@ -71,6 +71,10 @@ class Metrics:
         self.at_risk = Counter(
             "churnwatch_at_risk_total", "CustomerAtRisk events by likely churn reason and "
             "the team they are routed to.", ["churn_reason", "team"], registry=r)
+        self.registry_retries = Counter(
+            "churnwatch_schema_registry_retries_total", "Attempts to fetch a schema that "
+            "failed because the Schema Registry could not answer (retried with backoff).",
+            registry=r)
         self.held = Gauge(
             "churnwatch_events_held", "Accepted events waiting for the low watermark, to be "
             "applied in event-time order.", registry=r)

@@ -7,6 +7,7 @@ module's ``register`` function; nothing here is module-global.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from streams.broker_link import BrokerLink
-from streams.codec import Codec, build_codec
+from streams.codec import Codec, RegistryUnavailable, build_codec
 from streams.domain.buckets import from_ms, to_ms
 from streams.domain.clock import Clock, make_clock
 from streams.domain.due import DueIndex
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("churnwatch")
 #: a worker reports not ready for this long after an agent crashed
 CRASH_WINDOW_S = 60.0
+
+#: first wait, and longest, between attempts to reach an unavailable Schema Registry
+REGISTRY_RETRY_S = 0.5
+REGISTRY_RETRY_MAX_S = 30.0
 
 #: Output record type -> logical topic.
 OUTPUT_TOPIC_OF = {
@@ -160,6 +165,7 @@ class Runtime:
         that all of a customer's state stays on one partition) and not processed here.
         """
         self.metrics.events_consumed.labels(message.topic, step).inc()
+        await self.schema_ready(message.value)
         stream = (message.topic, message.partition)
         result = intake(message.value, expected, codec=self.codec, clock=self.clock,
                         max_future=self.max_future, wall_now=datetime.now(UTC),
@@ -179,6 +185,31 @@ class Runtime:
             await self.app.producer.send(message.topic, key, message.value, None, None, None)
             return None
         return result
+
+    async def schema_ready(self, raw: bytes | None) -> None:
+        """With a Schema Registry: fetch the schema ``raw`` is framed with when it is not
+        known yet, off the event loop, retrying with backoff while the registry cannot
+        answer (its outage delays records; it never dead-letters them). An id the
+        registry does not know is remembered, and the record is dead-lettered by intake."""
+        missing = getattr(self.codec, "missing_schema", None)
+        if missing is None or (schema_id := missing(raw)) is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = REGISTRY_RETRY_S
+        while True:
+            try:
+                await loop.run_in_executor(None, self.codec.fetch_schema, schema_id)  # type: ignore[attr-defined]
+            except RegistryUnavailable as exc:
+                if delay == REGISTRY_RETRY_S:
+                    log.error("Schema Registry unavailable, retrying with backoff: %s", exc,
+                              extra={"step": "intake"})
+                self.metrics.registry_retries.inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REGISTRY_RETRY_MAX_S)
+                continue
+            if delay != REGISTRY_RETRY_S:
+                log.warning("Schema Registry answers again", extra={"step": "intake"})
+            return
 
     def keep_watermark(self, stream: tuple[str, int]) -> None:
         """Write an input partition's latest event time to the watermark table when it has

@@ -39,7 +39,7 @@ from streams.codec.base import (
 )
 from streams.codec.build import build_codec
 from streams.codec.jsonform import from_json_line, from_json_record, to_json_line, to_json_record
-from streams.codec.registry import CONFLUENT_MAGIC, RegistryCodec
+from streams.codec.registry import CONFLUENT_MAGIC, RegistryCodec, RegistryUnavailable
 from streams.codec.schemas import SchemaInfo, SchemaSet, default_schemas
 from streams.codec.single_object import SINGLE_OBJECT_MARKER, SingleObjectCodec
 
@@ -54,6 +54,7 @@ __all__ = [
     "Record",
     "RecordError",
     "RegistryCodec",
+    "RegistryUnavailable",
     "SchemaInfo",
     "SchemaSet",
     "SingleObjectCodec",

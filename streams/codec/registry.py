@@ -29,6 +29,10 @@ _CONFLUENT_HEADER: Final = 5
 _MAX_UNKNOWN_IDS: Final = 1024
 
 
+class RegistryUnavailable(RuntimeError):
+    """The Schema Registry did not answer (down, timing out, a server error)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _RegisteredWriter:
     writer: SchemaInfo
@@ -120,6 +124,26 @@ class RegistryCodec:
         record = read_body(bytes(data), _CONFLUENT_HEADER, registered.writer, registered.reader)
         check_expected(registered.reader.name, expected)
         return registered.reader.name, record
+
+    def missing_schema(self, data: bytes | None) -> int | None:
+        """The schema id ``data`` is framed with when it is neither known nor known to be
+        unusable (so decoding it would ask the registry), else None."""
+        if not data or len(data) < _CONFLUENT_HEADER or data[0] != CONFLUENT_MAGIC:
+            return None
+        schema_id = int.from_bytes(data[1:_CONFLUENT_HEADER], "big")
+        if schema_id in self._writers or schema_id in self._unknown_ids:
+            return None
+        return schema_id
+
+    def fetch_schema(self, schema_id: int) -> None:
+        """Ask the registry for ``schema_id`` and remember the answer (a blocking call: run
+        it off the event loop). RegistryUnavailable when the registry cannot answer now;
+        an id it does not know, or cannot be used, is remembered as unknown."""
+        try:
+            self._writer(schema_id)
+        except DecodeError as exc:
+            if exc.reason == "registry_error":
+                raise RegistryUnavailable(str(exc)) from exc
 
     def _writer(self, schema_id: int) -> _RegisteredWriter:
         cached = self._writers.get(schema_id)

@@ -262,3 +262,46 @@ async def test_a_crashing_agent_makes_the_worker_not_ready(runtime, monkeypatch)
     await agent._on_error(agent, RuntimeError("boom"))  # what Faust calls when it raises
     assert "churnwatch.ingest" in (runtime.not_ready_because() or "")
     assert runtime.metrics.agent_crashes.labels("churnwatch.ingest")._value.get() == 1
+
+
+class FlakyRegistry:
+    """A registry client in front of a real one that cannot answer its first calls."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.calls = 0
+
+    def get_schema(self, schema_id: int) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("registry unreachable")
+        return self.inner.get_schema(schema_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_schema_registry_outage_delays_records_and_dead_letters_none(
+        runtime, feed, monkeypatch):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from streams import runtime as runtime_module
+    from streams.codec import RegistryCodec
+
+    monkeypatch.setattr(runtime_module, "REGISTRY_RETRY_S", 0.01)
+    registry = SchemaRegistryClient.new_client({"url": "mock://churnwatch-agents"})
+    producer_side = RegistryCodec(registry)
+    flaky = FlakyRegistry(registry, failures=3)
+    runtime.codec = RegistryCodec(flaky)  # type: ignore[arg-type]  # the worker's codec
+    value = producer_side.encode("Purchase", purchase(1, 0))
+    unknown = b"\x00" + (9999).to_bytes(4, "big") + b"\x00"
+    await feed.batch(feed.record(TOPIC_PURCHASES, None, value),
+                     feed.record(TOPIC_PURCHASES, None, unknown))
+    await feed.settle()
+    # retried until the registry answered: the record is applied, not dead-lettered
+    assert runtime.metrics.registry_retries._value.get() == 3
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 1
+    # an id the registry does not know is dead-lettered, once, without retrying
+    (letter,) = decoded(runtime, TOPIC_DEAD_LETTER, "DeadLetter")
+    assert letter["reason"] == "unknown_schema"
