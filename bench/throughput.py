@@ -122,9 +122,26 @@ def applied(children: list[WorkerChild]) -> float:
     return sum(child.metric(APPLIED) for child in children)
 
 
+def profile_top(raw: Path, top: int = 12) -> list[tuple[float, str]]:
+    """The functions with the most samples on top of the stack (self time), as shares,
+    from py-spy's raw (collapsed stacks) output."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        counts[leaf] = counts.get(leaf, 0) + int(number)
+        total += int(number)
+    ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
+    return [(n / total, name) for name, n in ranked] if total else []
+
+
 def churnwatch_rate(settings: Settings, expected: int, workdir: Path,
-                    processes: int) -> tuple[float, float]:
-    """Sustained events/s of ``processes`` worker processes in one fresh group."""
+                    processes: int, profile: Path | None = None) -> tuple[float, float]:
+    """Sustained events/s of ``processes`` worker processes in one fresh group; with
+    ``profile``, py-spy samples the (single) worker process from 10% of the events on."""
     run = settings.model_copy(update={
         "app_id": f"bench-{uuid.uuid4().hex[:6]}", "web_port": free_port(),
         "data_dir": workdir / f"state-{processes}", "clock": "event",
@@ -137,6 +154,7 @@ def churnwatch_rate(settings: Settings, expected: int, workdir: Path,
     for i, view in enumerate(views):
         view.url = f"http://127.0.0.1:{run.web_port + i}"
     marks: dict[float, float] = {}
+    spy: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
@@ -145,6 +163,12 @@ def churnwatch_rate(settings: Settings, expected: int, workdir: Path,
             for fraction in (0.1, 0.9):
                 if fraction not in marks and done >= fraction * expected:
                     marks[fraction] = now
+            if profile is not None and spy is None and 0.1 in marks:
+                spy = subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                     str(group.proc.pid), "--rate", "100", "--format", "raw", "--nonblocking",
+                     "--duration", "20", "-o", str(profile)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if done >= 0.9 * expected:
                 break
             if not group.alive():
@@ -153,6 +177,8 @@ def churnwatch_rate(settings: Settings, expected: int, workdir: Path,
         else:
             raise SystemExit(f"workers applied only {applied(views)} events; see {log}")
     finally:
+        if spy is not None:
+            spy.wait(60)
         group.stop(60)
     window = marks[0.9] - marks[0.1]
     return 0.8 * expected / window, window
@@ -223,6 +249,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="sample the 1-process worker with py-spy into this file and "
+                        "print the top of the profile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="churnwatch-bench-") as tmp, \
             bench_broker(Path(tmp)) as bootstrap:
@@ -242,9 +271,13 @@ def main() -> None:
         print(f"raw consume + Avro decode:            {raw:>9,.0f} events/s")
         ceiling = faust_ceiling(settings, n, workdir)
         print(f"Faust ceiling (agent that decodes):   {ceiling:>9,.0f} events/s")
-        one, window = churnwatch_rate(settings, n, workdir, 1)
+        one, window = churnwatch_rate(settings, n, workdir, 1, args.profile)
         print(f"churnwatch, 1 process ({window:5.1f} s):    {one:>9,.0f} events/s"
               f"   {one / ceiling:.2f} x ceiling")
+        if args.profile is not None and args.profile.exists():
+            print("top of the 1-process profile (self time):")
+            for share, name in profile_top(args.profile):
+                print(f"  {share:6.1%}  {name}")
         two, window = churnwatch_rate(settings, n, workdir, 2)
         print(f"churnwatch, 2 processes ({window:5.1f} s):  {two:>9,.0f} events/s"
               f"   {two / one:.2f} x 1 process")

@@ -31,14 +31,13 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from streams.domain.buckets import to_ms
-from streams.domain.events import CLOCK_OUTLIER, ErasureRequest, Event, Rejection
+from streams.domain.buckets import from_ms, to_ms
+from streams.domain.events import CLOCK_OUTLIER, ErasureRequest, Rejection
 from streams.domain.order import EventOrder
+from streams.families import REGISTRY, Family, FamilyEvent
 from streams.pipeline import (
-    FAMILIES,
     HEALTH_TABLE,
     CustomerStates,
-    FeatureFamily,
     StepResult,
     step_event,
     step_silence,
@@ -58,8 +57,8 @@ class Pending:
     """An accepted event waiting for its turn, with the Faust event it came in."""
 
     record: Any  # faust EventT
-    event: Event
-    family: FeatureFamily
+    event: FamilyEvent
+    family: Family
 
 
 def in_context(record: Any) -> None:
@@ -75,12 +74,12 @@ class Ingest:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         settings = rt.settings
-        self.families = {settings.topic(f.topic): f for f in FAMILIES.values()}
+        self.families = {settings.topic(f.topic): f for f in REGISTRY}
         self.erasure_topic = settings.topic(TOPIC_ERASURE)
         self.tick_topic = settings.topic(TOPIC_TICKS)
         self.states = CustomerStates(
-            settings, {f.table: rt.table(f.table, f"{f.family} features per customer")
-                       for f in FAMILIES.values()}
+            settings, {f.table: rt.table(f.table, f"{f.name} features per customer")
+                       for f in REGISTRY}
             | {HEALTH_TABLE: rt.table(HEALTH_TABLE, "signals, score and alert state per customer")},
             keep=settings.state_cache)
         self.order: EventOrder[Pending] = EventOrder()
@@ -90,10 +89,12 @@ class Ingest:
         self.stale = True  # after a rebalance: drop what was held and read from the tables
         self.held_partitions: dict[int, int] = {}
         self.last_batch = 0.0  # monotonic time the last batch ended
+        self.mark: datetime | None = None  # held events up to this time have gone on
+        self.check_until: datetime | None = None  # this batch's silence checks run to here
         m = rt.metrics
-        self.accepted = {f.step: m.events_accepted.labels(f.step) for f in FAMILIES.values()}
-        self.duplicates = {f.step: m.duplicates.labels(f.step) for f in FAMILIES.values()}
-        self.applied = {f.step: m.applied.labels(f.step) for f in FAMILIES.values()}
+        self.accepted = {f.step: m.events_accepted.labels(f.step) for f in REGISTRY}
+        self.duplicates = {f.step: m.duplicates.labels(f.step) for f in REGISTRY}
+        self.applied = {f.step: m.applied.labels(f.step) for f in REGISTRY}
 
     # -- the batch -------------------------------------------------------------------------
     async def run(self, batch: Sequence[Any]) -> None:
@@ -148,31 +149,47 @@ class Ingest:
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
-                        outlier=arrival.outlier)
+                        outlier=arrival.outlier, at=time.monotonic())
         if arrival.outlier:
             log.warning("held %s/%s/%s: %s is far ahead of every input; it waits for its "
                         "partition's next record", message.topic, partition, message.offset,
                         event.occurred_at.isoformat(), extra={"step": step})
 
     def note_positions(self) -> None:
-        """Tell the clock which input partitions are read to their end."""
+        """Tell the clock which input partitions are read to their end. A partition this
+        worker has read nothing from yet counts as read only when it is empty; otherwise
+        it holds the order back until it delivers, or for the clock's idle time."""
         consumer = self.rt.app.consumer
         clock = self.rt.clock
         for tp in self.assigned_inputs():
             stream = (tp.topic, tp.partition)
             end = consumer.highwater(tp)
-            position = self.positions.get(stream)
-            if position is None:
-                committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]  # noqa: SLF001
-                position = committed if committed is not None else 0
-            clock.caught_up(stream, end is not None and position >= end)
+            clock.caught_up(stream, None if end is None else self.positions.get(stream, 0) >= end)
 
     def release(self) -> list[Pending]:
+        """The held events that go on now, in event-time order. Sets how far this batch's
+        silence checks may run: never past an event still held, and never back (the
+        release mark only moves on)."""
         clock = self.rt.clock
         if clock.settled():  # every input read to its end: nothing older is on its way
+            self.check_until = clock.now()
+            self.mark = max(filter(None, (self.mark, clock.release_until())), default=None)
             return self.order.release(None, outliers=True)
         until = clock.release_until()
-        return [] if until is None else self.order.release(to_ms(until))
+        if until is not None and (self.mark is None or until > self.mark):
+            self.mark = until
+        now = clock.now()
+        self.check_until = None if self.mark is None or now is None else min(now, self.mark)
+        if self.mark is None:
+            return []
+        # held for the grace time at least: a record appended a moment before another,
+        # on a partition that looked read to its end, still comes first
+        released = self.order.release(
+            to_ms(self.mark), before=time.monotonic() - self.rt.settings.order_grace_s)
+        waiting = self.order.earliest_ms()
+        if waiting is not None and self.check_until is not None:
+            self.check_until = min(self.check_until, from_ms(waiting - 1))
+        return released
 
     async def apply(self, pending: Pending) -> None:
         rt = self.rt
@@ -205,13 +222,9 @@ class Ingest:
     async def check_silence(self) -> None:
         """Check the customers whose silence check is due by now (see Clock.now)."""
         rt = self.rt
-        clock = rt.clock
-        now = clock.now()
+        now = self.check_until  # set by :meth:`release` for this batch
         if now is None or not rt.recovered():
             return
-        if not clock.settled():  # never check past events still held for order
-            until = clock.release_until()
-            now = now if until is None else min(now, until)
         behind = rt.clock.behind(datetime.now(UTC)).total_seconds()
         if behind > rt.settings.lapse_pause_behind_s:
             # catching up a backlog: customers' newest events may still be queued
@@ -240,7 +253,7 @@ class Ingest:
         self.watermarks_moved.clear()
 
     # -- erasure, outliers, rebalances ---------------------------------------------------
-    async def erase(self, event: Event, record: Any) -> None:
+    async def erase(self, event: ErasureRequest, record: Any) -> None:
         """Forget a customer at once: its held events, its state and its outputs."""
         rt = self.rt
         customer = event.customer_id
@@ -270,6 +283,7 @@ class Ingest:
         """After a rebalance: the held events are read again by whoever owns their
         partition now (they were never acked), and the states are read from the tables."""
         self.order = EventOrder()
+        self.mark = self.check_until = None
         self.held_partitions.clear()
         self.states.clear()
         self.contexts.clear()
@@ -280,7 +294,8 @@ class Ingest:
 
     def assigned_inputs(self) -> list[Any]:
         """The input topic partitions this worker reads now."""
-        return [tp for tp in self.rt.app.consumer.assignment() if tp.topic != self.tick_topic]
+        return [tp for tp in self.rt.app.consumer.assignment()
+                if tp.topic in self.families or tp.topic == self.erasure_topic]
 
     def partitions_waiting(self) -> list[int]:
         """Partitions with events held for order (a tick lets them go once due)."""

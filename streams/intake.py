@@ -15,12 +15,11 @@ from streams.codec import Codec, DecodeError
 from streams.domain.clock import Clock
 from streams.domain.events import (
     ErasureRequest,
-    Event,
     InvalidEvent,
     Rejection,
     check_event_time,
-    parse_event,
 )
+from streams.families import FamilyEvent, parse_event
 
 #: Reason of an input record larger than :data:`MAX_RECORD_BYTES`.
 TOO_LARGE = "too_large"
@@ -44,7 +43,7 @@ def _field(record: dict[str, Any], name: str) -> str | None:
 def intake(
     raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, max_future: timedelta,
     wall_now: datetime, stream: Hashable = None,
-) -> Event | Rejection:
+) -> FamilyEvent | Rejection:
     """Turn raw bytes from an input topic into an accepted event or a rejection."""
     if not raw:
         return Rejection("malformed", "empty record value")

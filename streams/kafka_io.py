@@ -17,25 +17,17 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from streams.codec import Codec, DecodeError
+from streams.families import ERASURE_TYPE, REGISTRY
 from streams.logs import kafka_logger
 from streams.security import client_config
 from streams.settings import (
-    TOPIC_ENGAGEMENT,
     TOPIC_ERASURE,
-    TOPIC_PROFILE,
-    TOPIC_PURCHASES,
-    TOPIC_SUPPORT,
     Settings,
 )
 
 #: Input record type -> logical input topic.
-INPUT_TOPIC_OF: dict[str, str] = {
-    "Purchase": TOPIC_PURCHASES,
-    "Engagement": TOPIC_ENGAGEMENT,
-    "SupportEvent": TOPIC_SUPPORT,
-    "ProfileChange": TOPIC_PROFILE,
-    "ErasureRequest": TOPIC_ERASURE,
-}
+INPUT_TOPIC_OF: dict[str, str] = {f.record_type: f.topic for f in REGISTRY}
+INPUT_TOPIC_OF[ERASURE_TYPE] = TOPIC_ERASURE
 
 #: Type name yielded for a record without a value (a tombstone, e.g. after an erasure).
 TOMBSTONE = "Tombstone"

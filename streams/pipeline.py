@@ -11,58 +11,23 @@ replay keeps no tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from streams.domain.buckets import to_ms
-from streams.domain.events import Event
-from streams.domain.features import (
-    EngagementState,
-    ProfileState,
-    PurchaseState,
-    RecentIds,
-    SupportState,
-    dumps,
-    finite,
-    loads,
-)
+from streams.domain.features import ProfileState, dumps, finite, loads
 from streams.domain.health import CustomerHealth, Output, evaluate
 from streams.domain.scoring import ScoringConfig
-from streams.settings import (
-    TOPIC_ENGAGEMENT,
-    TOPIC_PROFILE,
-    TOPIC_PURCHASES,
-    TOPIC_SUPPORT,
-    Settings,
-)
+from streams.families import BY_RECORD_TYPE, REGISTRY, Family, FamilyEvent, FeatureState
+from streams.settings import Settings
 
 Table = MutableMapping[bytes, bytes]
-PROFILE_TABLE = "profile-features"
 HEALTH_TABLE = "customer-health"
 #: The latest event time of each input partition, kept so that a restarted worker goes on
 #: with the same watermarks (key ``topic/partition``, value milliseconds as text).
 WATERMARK_TABLE = "watermarks"
-
-
-class FeatureState(Protocol):
-    def apply(self, event: Any) -> bool: ...
-    def signals(self) -> dict[str, float]: ...
-    def to_json(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureFamily:
-    """One event family: where it comes from and how its state is kept."""
-
-    family: str  # signal name prefix, e.g. "purchase"
-    step: str  # stable processing step name (log field and metric label)
-    topic: str  # logical input topic
-    record_type: str  # Avro record type expected on the topic
-    table: str  # state table name
-    new_state: Callable[[Settings], FeatureState]
-    load_state: Callable[[dict[str, Any], Settings], FeatureState]
 
 
 def id_window(settings: Settings) -> int:
@@ -71,27 +36,10 @@ def id_window(settings: Settings) -> int:
     return (settings.allowed_lateness_s + settings.max_future_s) * 1000
 
 
-PURCHASES = FeatureFamily(
-    "purchase", "purchases", TOPIC_PURCHASES, "Purchase", "purchase-features",
-    new_state=lambda s: PurchaseState(RecentIds(id_window(s)), s.history_weeks),
-    load_state=lambda d, s: PurchaseState.from_json(d, id_window(s), s.history_weeks))
-ENGAGEMENT = FeatureFamily(
-    "engagement", "engagement", TOPIC_ENGAGEMENT, "Engagement", "engagement-features",
-    new_state=lambda s: EngagementState(RecentIds(id_window(s)), s.history_weeks),
-    load_state=lambda d, s: EngagementState.from_json(d, id_window(s), s.history_weeks))
-SUPPORT = FeatureFamily(
-    "support", "support", TOPIC_SUPPORT, "SupportEvent", "support-features",
-    new_state=lambda s: SupportState(RecentIds(id_window(s)), s.history_weeks),
-    load_state=lambda d, s: SupportState.from_json(d, id_window(s), s.history_weeks))
-PROFILE = FeatureFamily(
-    "profile", "profile", TOPIC_PROFILE, "ProfileChange", PROFILE_TABLE,
-    new_state=lambda s: ProfileState(RecentIds(id_window(s))),
-    load_state=lambda d, s: ProfileState.from_json(d, id_window(s)))
-
-#: Every feature family, by the Avro record type it reads.
-FAMILIES = {f.record_type: f for f in (PURCHASES, ENGAGEMENT, SUPPORT, PROFILE)}
+#: Every feature family, by the Avro record type it reads (see streams.families).
+FAMILIES = BY_RECORD_TYPE
 #: Every per-customer table a worker keeps (each has a changelog topic).
-TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE, WATERMARK_TABLE)
+TABLES = (*(f.table for f in REGISTRY), HEALTH_TABLE, WATERMARK_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +50,18 @@ class FeatureResult:
     profile: dict[str, Any] | None = None
 
 
-def apply_event(family: FeatureFamily, state: FeatureState | None, event: Event,
+def apply_event(family: Family, state: FeatureState | None, event: FamilyEvent,
                 settings: Settings) -> tuple[FeatureState, FeatureResult]:
     """Apply one accepted event to a customer's feature state (a new one when None)."""
     if state is None:
-        state = family.new_state(settings)
+        state = family.new_state(id_window(settings), settings.history_weeks)
     if not state.apply(event):
         return state, FeatureResult(False, {})
     profile = state.snapshot() if isinstance(state, ProfileState) else None
     return state, FeatureResult(True, finite(state.signals()), profile)
 
 
-def signal_update(event: Event, family: str, signals: dict[str, float],
+def signal_update(event: FamilyEvent, family: str, signals: dict[str, float],
                   profile: dict[str, Any] | None = None) -> dict[str, Any]:
     """What one feature step tells the scorer: the family's signals as of the event and,
     for a profile change, the profile itself (the scorer keeps its own copy, so it always
@@ -192,7 +140,7 @@ class CustomerStates:
         self._tables = tables
         self._keep = keep
         self.features: dict[str, dict[str, FeatureState | None]] = {
-            f.table: {} for f in FAMILIES.values()}
+            f.table: {} for f in REGISTRY}
         self.health: dict[str, CustomerHealth | None] = {}
         self._changed: dict[str, tuple[int, set[str]]] = {}  # customer -> partition, tables
 
@@ -201,15 +149,15 @@ class CustomerStates:
         raw = self._tables[table].get(customer.encode())
         return None if raw is None else loads(raw)
 
-    def feature(self, family: FeatureFamily, customer: str) -> FeatureState | None:
+    def feature(self, family: Family, customer: str) -> FeatureState | None:
         states = self.features[family.table]
         if self._tables is None:
             return states.get(customer)
         state = states.get(customer, _UNREAD)
         if state is _UNREAD:
             data = self._read(family.table, customer)
-            state = states[customer] = (None if data is None
-                                        else family.load_state(data, self.settings))
+            state = states[customer] = (None if data is None else family.load_state(
+                data, id_window(self.settings), self.settings.history_weeks))
         return state  # type: ignore[no-any-return]
 
     def customer_health(self, customer: str) -> CustomerHealth | None:
@@ -231,7 +179,7 @@ class CustomerStates:
         else:
             entry[1].add(table)
 
-    def set_feature(self, family: FeatureFamily, customer: str, state: FeatureState,
+    def set_feature(self, family: Family, customer: str, state: FeatureState,
                     partition: int) -> None:
         self.features[family.table][customer] = state
         self._mark(customer, partition, family.table)
@@ -299,7 +247,7 @@ class StepResult:
 UNCHANGED = StepResult(False, [], None)
 
 
-def step_event(states: CustomerStates, family: FeatureFamily, event: Event,
+def step_event(states: CustomerStates, family: Family, event: FamilyEvent,
                scoring: ScoringConfig, partition: int = 0) -> StepResult:
     """Apply one accepted event to its customer's feature state, then score the customer
     with the family's new signals: the whole pipeline for one input record."""
@@ -311,7 +259,7 @@ def step_event(states: CustomerStates, family: FeatureFamily, event: Event,
     states.set_feature(family, customer, state, partition)
     if not result.signals:
         return StepResult(True, [], None)
-    update = signal_update(event, family.family, result.signals, result.profile)
+    update = signal_update(event, family.name, result.signals, result.profile)
     health, outputs = score_update(states.customer_health(customer), update, scoring,
                                    settings, partition)
     assert health is not None  # an event always leaves a health behind

@@ -21,16 +21,15 @@ from streams.domain.events import (
     InvalidEvent,
     Rejection,
     check_event_time,
-    parse_event,
 )
 from streams.domain.features import dumps
 from streams.domain.health import CustomerHealth, Output
 from streams.domain.scoring import ScoringConfig, load_config
+from streams.families import FeatureState, parse_event
 from streams.pipeline import (
     FAMILIES,
     HEALTH_TABLE,
     CustomerStates,
-    FeatureState,
     step_event,
     step_silence,
 )

@@ -22,8 +22,9 @@ from streams.codec import Codec, RegistryUnavailable, build_codec
 from streams.domain.buckets import from_ms, to_ms
 from streams.domain.clock import Clock, make_clock
 from streams.domain.due import DueIndex
-from streams.domain.events import Event, Rejection
+from streams.domain.events import Rejection
 from streams.domain.scoring import ScoringConfig, load_config
+from streams.families import FamilyEvent
 from streams.intake import dead_letter_record, intake
 from streams.logs import customer_ref
 from streams.metrics import Metrics
@@ -158,7 +159,7 @@ class Runtime:
         return self.tables[name]
 
     # -- intake --------------------------------------------------------------------------
-    async def accept(self, message: Message, expected: str, step: str) -> Event | None:
+    async def accept(self, message: Message, expected: str, step: str) -> FamilyEvent | None:
         """Decode and validate one input record; route it away and return None if bad.
 
         A record whose Kafka key is not its customer id is re-sent with the right key (so

@@ -14,12 +14,14 @@ from typing import Any, Literal
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.families import ERASURE_TOPIC, REGISTRY, engagement, profile, purchases, support
+
 #: Logical topic names; the configured prefix is put in front of each.
-TOPIC_PURCHASES = "customer.purchases"
-TOPIC_ENGAGEMENT = "customer.engagement"
-TOPIC_SUPPORT = "customer.support"
-TOPIC_PROFILE = "customer.profile"
-TOPIC_ERASURE = "customer.erasure"
+TOPIC_PURCHASES = purchases.FAMILY.topic  # the families' topics, named where tests need one
+TOPIC_ENGAGEMENT = engagement.FAMILY.topic
+TOPIC_SUPPORT = support.FAMILY.topic
+TOPIC_PROFILE = profile.FAMILY.topic
+TOPIC_ERASURE = ERASURE_TOPIC
 TOPIC_TICKS = "churnwatch.ticks"
 TOPIC_HEALTH = "customer.health"
 TOPIC_AT_RISK = "customer.at-risk"
@@ -27,7 +29,8 @@ TOPIC_RECOVERED = "customer.recovered"
 TOPIC_CHAMPIONS = "customer.champions"
 TOPIC_DEAD_LETTER = "churnwatch.dead-letter"
 
-INPUT_TOPICS = (TOPIC_PURCHASES, TOPIC_ENGAGEMENT, TOPIC_SUPPORT, TOPIC_PROFILE, TOPIC_ERASURE)
+#: Every input topic: one per registered family, and erasure requests.
+INPUT_TOPICS = (*(f.topic for f in REGISTRY), TOPIC_ERASURE)
 OUTPUT_TOPICS = (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS,
                  TOPIC_DEAD_LETTER)
 ALL_TOPICS = (*INPUT_TOPICS, TOPIC_TICKS, *OUTPUT_TOPICS)

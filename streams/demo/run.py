@@ -23,6 +23,7 @@ from rich.text import Text
 from streams.codec import build_codec
 from streams.demo.printer import OutputPrinter, Summary
 from streams.demo.producing import make_progress, produce_days
+from streams.families import REGISTRY
 from streams.kafka_io import (
     OutputReader,
 )
@@ -36,7 +37,7 @@ from streams.processes import (
 )
 from streams.settings import OUTPUT_TOPICS, Settings
 
-FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
+FEATURE_STEPS = tuple(f.step for f in REGISTRY)
 
 
 class DemoError(RuntimeError):

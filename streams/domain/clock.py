@@ -13,11 +13,12 @@ up). From these they give
   moved past it: the *low watermark*, the earliest latest event time over the streams
   that are not idle (a stream stops holding it back once read to its end and quiet for
   ``grace_s``, or quiet for ``idle_s`` whatever it says), never more than the allowed
-  lateness behind the newest stream. On the event clock, once the newest stream is the
-  allowed lateness past it: no stream that keeps up can deliver an older event any more,
-  so a late record takes its place as in a backtest of the same input (this costs the
-  allowed lateness of event time in latency); once no stream has delivered for
-  ``idle_s`` (settled), everything goes;
+  lateness behind the newest stream. On the event clock, once every stream that is not
+  idle is the allowed lateness past it, and the newest is too (an idle stream's next
+  record may be that late): a late record takes its place as in a backtest of the same
+  input, at a cost of the allowed lateness of event time in latency (twice that while a
+  stream lags behind); a stream not read yet holds everything until it is idle; once no
+  stream has delivered for ``idle_s`` (settled), everything goes;
 - **now**, for silence checks: ``release_until`` on the event clock, the machine's time
   on the wall clock.
 
@@ -73,8 +74,9 @@ class Clock(Protocol):
         watermark but is not activity (the stream may be idle ever since), and it sets no
         lateness bound (records processed before the restart may be read again)."""
 
-    def caught_up(self, stream: Hashable, caught_up: bool) -> None:
-        """Tell the clock whether the worker has read everything ``stream`` holds."""
+    def caught_up(self, stream: Hashable, caught_up: bool | None) -> None:
+        """Tell the clock whether the worker has read everything ``stream`` holds (None:
+        not known)."""
 
     def assigned(self, streams: Iterable[Hashable]) -> None:
         """The streams the worker reads now; others are forgotten."""
@@ -103,7 +105,7 @@ class _Streams:
         self.latest: dict[Hashable, datetime] = {}  # from records read since the start
         self.restored: dict[Hashable, datetime] = {}  # kept from before a restart
         self.seen_at: dict[Hashable, float] = {}
-        self.caught: dict[Hashable, bool] = {}
+        self.caught: dict[Hashable, bool | None] = {}  # None: its end is not known
         self.held: dict[Hashable, datetime] = {}  # a stream's outlier awaiting its next record
 
     def observe(self, event_time: datetime, stream: Hashable) -> Arrival:
@@ -156,8 +158,13 @@ class _Streams:
             self.seen_at.setdefault(stream, now)  # unread yet: holds back until idle
 
     def idle(self, stream: Hashable, now: float) -> bool:
+        """Read to its end and quiet for the grace time; or quiet for the idle time when
+        its end is not known. A stream known to hold unread records is never idle."""
         quiet = now - self.seen_at.get(stream, float("-inf"))
-        return quiet >= self.idle_s or (self.caught.get(stream, False) and quiet >= self.grace_s)
+        caught = self.caught.get(stream)
+        if caught is None:
+            return quiet >= self.idle_s
+        return caught and quiet >= self.grace_s
 
     def low_watermark(self) -> datetime | None:
         newest = self.newest()
@@ -174,14 +181,29 @@ class _Streams:
     def settled(self) -> bool:
         """No stream has delivered for ``idle_s``: all there is has been read."""
         quiet_since = self.monotonic() - self.idle_s
-        return all(t <= quiet_since for t in self.seen_at.values())
+        return all(t <= quiet_since and self.caught.get(s) is not False
+                   for s, t in self.seen_at.items())
 
     def lateness_safe(self) -> datetime | None:
-        """The newest latest event time minus the allowed lateness: no stream that keeps
-        up with the newest can deliver anything older (a later record is at most that
-        late); one that lags further behind is applied as it comes."""
+        """Up to when no stream can still deliver an older event, on the event clock: the
+        earliest latest event time over the streams that are not idle, minus the allowed
+        lateness (a stream's later records are at most that late), and never later than
+        the newest minus the lateness (an idle stream's next record may be that late). A
+        stream that lags more than the lateness behind the newest holds back no further
+        than twice the lateness; one not read yet holds everything until it is idle."""
         newest = self.newest()
-        return None if newest is None else newest - self.lateness
+        if newest is None:
+            return None
+        now = self.monotonic()
+        bound = newest - self.lateness
+        for stream in self.seen_at:
+            if self.idle(stream, now):
+                continue
+            position = self.position(stream)
+            if position is None:
+                return None
+            bound = min(bound, position - self.lateness)
+        return max(bound, newest - 2 * self.lateness)
 
     def active(self) -> list[datetime]:
         cutoff = self.monotonic() - self.idle_s
@@ -206,7 +228,7 @@ class _TrackedClock:
     def restore(self, event_time: datetime, stream: Hashable = None) -> None:
         self._streams.restore(event_time, stream)
 
-    def caught_up(self, stream: Hashable, caught_up: bool) -> None:
+    def caught_up(self, stream: Hashable, caught_up: bool | None) -> None:
         self._streams.caught[stream] = caught_up
 
     def assigned(self, streams: Iterable[Hashable]) -> None:

@@ -25,6 +25,7 @@ class Held(Generic[T]):
     item: T
     stream: Hashable
     outlier: bool = False
+    received: float = 0.0  # when it was held (monotonic seconds)
     gone: bool = field(default=False, compare=False)
 
 
@@ -40,16 +41,20 @@ class EventOrder(Generic[T]):
     def __len__(self) -> int:
         return self._count
 
-    def hold(self, at_ms: int, item: T, stream: Hashable, *, outlier: bool = False) -> None:
+    def hold(self, at_ms: int, item: T, stream: Hashable, *, outlier: bool = False,
+             at: float = 0.0) -> None:
+        """Hold ``item`` of event time ``at_ms`` from ``stream``, received at ``at``."""
         self._seq += 1
-        held = Held(at_ms, self._seq, item, stream, outlier)
+        held = Held(at_ms, self._seq, item, stream, outlier, at)
         heapq.heappush(self._heap, (at_ms, self._seq, held))
         self._count += 1
         if outlier:
             self._outliers[stream] = held
 
-    def release(self, until_ms: int | None, *, outliers: bool = False) -> list[T]:
-        """Every held event up to ``until_ms`` (None: all), in event-time order. Outliers
+    def release(self, until_ms: int | None, *, outliers: bool = False,
+                before: float | None = None) -> list[T]:
+        """Every held event up to ``until_ms`` (None: all), in event-time order, stopping
+        at the first one received after ``before`` (the later ones wait with it). Outliers
         awaiting their stream's verdict stay unless ``outliers``."""
         out: list[T] = []
         kept: list[tuple[int, int, Held[T]]] = []
@@ -59,6 +64,9 @@ class EventOrder(Generic[T]):
             held = entry[2]
             if held.gone:
                 continue
+            if before is not None and held.received > before:
+                kept.append(entry)
+                break
             if held.outlier and not outliers:
                 kept.append(entry)
                 continue
@@ -67,6 +75,14 @@ class EventOrder(Generic[T]):
         for entry in kept:
             heapq.heappush(heap, entry)
         return out
+
+    def earliest_ms(self) -> int | None:
+        """The event time of the earliest event still held (outliers left out)."""
+        heap = self._heap
+        if heap and not heap[0][2].gone and not heap[0][2].outlier:
+            return heap[0][0]
+        times = [at for at, _, held in heap if not held.gone and not held.outlier]
+        return min(times) if times else None
 
     def settle_outlier(self, stream: Hashable, *, confirmed: bool) -> T | None:
         """Decide a stream's held outlier: confirmed, it is released in order like any

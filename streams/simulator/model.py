@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.codec import to_json_record
+from streams.codec import default_schemas, to_json_record
+from streams.families import REGISTRY
 from streams.jsonl import envelope_line
 from streams.scenario import Record
 
@@ -76,53 +77,11 @@ DELIVERY_NAMES = ("on_time", "late", "very_late", "duplicate", "malformed", "inv
 #: Kinds of malformed items.
 MALFORMED_KINDS = ("garbage_bytes", "truncated_json", "missing_field", "wrong_type")
 
-#: Field order of the input records, as in their schemas (checked by the tests).
+#: Field order of the input records of every registered family, as in their schemas.
 FIELDS: dict[str, tuple[str, ...]] = {
-    "Purchase": (
-        "event_id",
-        "customer_id",
-        "occurred_at",
-        "order_id",
-        "amount_minor",
-        "currency",
-        "items",
-        "channel",
-    ),
-    "Engagement": (
-        "event_id",
-        "customer_id",
-        "occurred_at",
-        "kind",
-        "count",
-        "duration_s",
-        "feature",
-    ),
-    "SupportEvent": (
-        "event_id",
-        "customer_id",
-        "occurred_at",
-        "kind",
-        "ticket_id",
-        "csat",
-        "nps",
-        "sentiment",
-        "category",
-    ),
-    "ProfileChange": (
-        "event_id",
-        "customer_id",
-        "occurred_at",
-        "segment",
-        "signup_at",
-        "plan",
-        "mrr_minor",
-        "cost_to_serve_minor",
-        "currency",
-        "products",
-        "referrals",
-        "consent",
-    ),
-}
+    f.record_type: tuple(field["name"] for field in default_schemas().get(f.record_type)
+                         .raw["fields"])
+    for f in REGISTRY}
 TYPES = tuple(FIELDS)
 
 DAY_S = 86_400

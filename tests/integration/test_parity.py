@@ -12,13 +12,14 @@ import pytest
 
 from streams.backtest import read_events, run_backtest
 from streams.codec import build_codec
+from streams.families import REGISTRY
 from streams.kafka_io import collect
 from streams.settings import TOPIC_AT_RISK, Settings
 from streams.simulator import Malformed, SimulationConfig, simulate, write_jsonl
 
 pytestmark = pytest.mark.integration
 
-FEATURE_STEPS = ("purchases", "engagement", "support", "profile")
+FEATURE_STEPS = tuple(f.step for f in REGISTRY)
 
 
 def _type_of(item: Any) -> str:

@@ -16,7 +16,8 @@ from streams.domain.features import (
     loads,
 )
 from streams.domain.scoring import load_config
-from streams.pipeline import HEALTH_TABLE, PURCHASES, TABLES, CustomerStates, step_event
+from streams.families.purchases import FAMILY as PURCHASES
+from streams.pipeline import HEALTH_TABLE, TABLES, CustomerStates, id_window, step_event
 from streams.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -258,5 +259,6 @@ def test_a_worker_counts_a_burst_delivered_twice_once():
             states.write(customers)
     assert changed == [True] * 40 + [False] * 40
     assert b"c1" in tables[HEALTH_TABLE]
-    state = PURCHASES.load_state(loads(tables[PURCHASES.table][b"c1"]), settings)
+    state = PURCHASES.load_state(loads(tables[PURCHASES.table][b"c1"]), id_window(settings),
+                                 settings.history_weeks)
     assert isinstance(state, PurchaseState) and state.orders == 40
