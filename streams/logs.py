@@ -69,7 +69,8 @@ class KafkaClientFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # -> (last, held)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(KAFKA_CLIENT_LOGGERS):
+        if not record.name.startswith(KAFKA_CLIENT_LOGGERS) or getattr(
+                record, "step", None) == "kafka":  # the link's own news: once per change
             return True
         message = record.getMessage()
         harmless = HARMLESS.search(message) or (
