@@ -27,6 +27,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # the ingest agent holds events for event-time order, acked once applied: a
+        # rebalance or a stop must not wait for them (they are read again by the next
+        # owner of their partition)
+        stream_wait_empty=False,
         # static membership (group.instance.id): see docs/operations.md, "Restarts"
         consumer_group_instance_id=settings.worker_id,
         web_enabled=True,

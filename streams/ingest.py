@@ -10,13 +10,15 @@ batch to :meth:`Ingest.run`:
 3. step: each released event goes through its family's feature state and the customer's
    score in one step (:func:`~streams.pipeline.step_event`), on state objects kept in
    memory; outputs are published as they come;
-4. silence: the customers whose check is due by "now" are checked;
+4. silence: on the silence timer's turn, the customers whose check is due by "now" are
+   checked (between turns, a customer's due checks run before its next event);
 5. write: each changed customer's state is written to its tables once, in the stream
    context of its partition (the changelog partition), and the events applied are acked.
 
 An event held for order is acked only once applied, so a crash never commits past it. Ticks
-(records on the tick topic, sent by the worker's timers) carry nothing: they give the
-agent a turn, and a partition's stream context, when no input arrives.
+(records on the tick topic, sent by the worker's timers) give the agent a turn, and a
+partition's stream context, when no input arrives; the silence timer's ask for the
+silence checks.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from faust.streams import _current_event
 from streams.domain.buckets import from_ms, to_ms
 from streams.domain.events import CLOCK_OUTLIER, ErasureRequest, Rejection
 from streams.domain.order import EventOrder
-from streams.families import REGISTRY, Family, FamilyEvent
+from streams.families import REGISTRY, Family, FamilyEvent, tie_order
 from streams.pipeline import (
     HEALTH_TABLE,
     CustomerStates,
@@ -42,7 +44,7 @@ from streams.pipeline import (
     step_event,
     step_silence,
 )
-from streams.runtime import Runtime
+from streams.runtime import SILENCE_TICK, Runtime
 from streams.settings import TOPIC_ERASURE, TOPIC_TICKS
 
 log = logging.getLogger("churnwatch.ingest")
@@ -110,7 +112,9 @@ class Ingest:
         released = self.release()
         for pending in released:
             await self.apply(pending)
-        await self.check_silence()
+        if any(r.message.topic == self.tick_topic and r.message.value == SILENCE_TICK
+               for r in batch):  # the silence timer's turn
+            await self.check_silence()
         self.write()
         for pending in released:
             self.held_partitions[pending.record.message.partition] -= 1
@@ -149,22 +153,27 @@ class Ingest:
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
-                        outlier=arrival.outlier, at=time.monotonic())
+                        outlier=arrival.outlier, at=time.monotonic(),
+                        tie=tie_order(family.record_type, event.event_id))
         if arrival.outlier:
             log.warning("held %s/%s/%s: %s is far ahead of every input; it waits for its "
                         "partition's next record", message.topic, partition, message.offset,
                         event.occurred_at.isoformat(), extra={"step": step})
 
     def note_positions(self) -> None:
-        """Tell the clock which input partitions are read to their end. A partition this
-        worker has read nothing from yet counts as read only when it is empty; otherwise
-        it holds the order back until it delivers, or for the clock's idle time."""
+        """Tell the clock which input partitions are read to their end: from the offset
+        after the last record read, or, for a partition nothing was read from yet, from its
+        committed offset (where this worker started it)."""
         consumer = self.rt.app.consumer
+        committed_offsets = getattr(consumer, "_committed_offset", {})
         clock = self.rt.clock
         for tp in self.assigned_inputs():
             stream = (tp.topic, tp.partition)
             end = consumer.highwater(tp)
-            clock.caught_up(stream, None if end is None else self.positions.get(stream, 0) >= end)
+            position = self.positions.get(stream)
+            if position is None:
+                position = committed_offsets.get(tp) or 0
+            clock.caught_up(stream, None if end is None else position >= end)
 
     def release(self) -> list[Pending]:
         """The held events that go on now, in event-time order. Sets how far this batch's

@@ -46,6 +46,8 @@ log = logging.getLogger("churnwatch")
 #: a worker reports not ready for this long after an agent crashed
 CRASH_WINDOW_S = 60.0
 
+#: the value of a tick that asks for the silence checks due (others only give a turn)
+SILENCE_TICK = b"silence"
 #: first wait, and longest, between attempts to reach an unavailable Schema Registry
 REGISTRY_RETRY_S = 0.5
 REGISTRY_RETRY_MAX_S = 30.0
@@ -271,9 +273,11 @@ class Runtime:
         return customer_ref(customer_id, hashed=self.settings.hash_customer_ids_in_logs)
 
     # -- outputs ---------------------------------------------------------------------------
-    async def send_tick(self, partition: int) -> None:
-        """Give the ingest agent a turn on ``partition`` (see streams.ingest)."""
-        await self.topic(TOPIC_TICKS).send(key=None, value=b"", partition=partition)
+    async def send_tick(self, partition: int, *, silence: bool = False) -> None:
+        """Give the ingest agent a turn on ``partition`` (see streams.ingest); with
+        ``silence``, one in which it runs the silence checks that are due."""
+        await self.topic(TOPIC_TICKS).send(key=None, value=SILENCE_TICK if silence else b"",
+                                           partition=partition)
 
     async def publish(self, outputs: list[tuple[str, dict[str, Any]]], step: str,
                       input_ms: int | None = None) -> None:

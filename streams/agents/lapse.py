@@ -65,7 +65,7 @@ def register(app: faust.App, rt: Runtime) -> Any:
             count = rt.restore_watermarks()
             log.info("watermarks of %d input partitions restored", count, extra={"step": STEP})
         for partition in sorted(held_partitions(rt)):
-            await rt.send_tick(partition)
+            await rt.send_tick(partition, silence=True)
         rt.metrics.timer_seconds.observe(time.perf_counter() - started)
 
     async def order_tick() -> None:

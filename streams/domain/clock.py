@@ -71,8 +71,9 @@ class Clock(Protocol):
 
     def restore(self, event_time: datetime, stream: Hashable = None) -> None:
         """Take a stream's latest event time kept from before a restart: it moves the low
-        watermark but is not activity (the stream may be idle ever since), and it sets no
-        lateness bound (records processed before the restart may be read again)."""
+        watermark but is not activity (the stream may be idle ever since), and until the
+        stream delivers again its lateness bound is twice the allowed lateness behind it
+        (records held for order before the restart are read again, and must pass)."""
 
     def caught_up(self, stream: Hashable, caught_up: bool | None) -> None:
         """Tell the clock whether the worker has read everything ``stream`` holds (None:
@@ -281,7 +282,12 @@ class EventTimeClock(_TrackedClock):
 
     def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
         latest = self._streams.latest.get(stream)
-        return None if latest is None else latest - self._lateness
+        if latest is not None:
+            return latest - self._lateness
+        # after a restart: records read again may have been held for order (never more
+        # than twice the lateness behind), so only older ones are too late
+        kept = self._streams.restored.get(stream)
+        return None if kept is None else kept - 2 * self._lateness
 
     def behind(self, wall_now: datetime) -> timedelta:
         """Never: on event time, "now" is the watermark itself."""

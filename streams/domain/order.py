@@ -33,7 +33,7 @@ class EventOrder(Generic[T]):
     """A min-heap of held events by (event time, arrival), with lazy removal."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Held[T]]] = []
+        self._heap: list[tuple[int, tuple[int, str], int, Held[T]]] = []
         self._seq = 0
         self._count = 0
         self._outliers: dict[Hashable, Held[T]] = {}
@@ -42,11 +42,12 @@ class EventOrder(Generic[T]):
         return self._count
 
     def hold(self, at_ms: int, item: T, stream: Hashable, *, outlier: bool = False,
-             at: float = 0.0) -> None:
-        """Hold ``item`` of event time ``at_ms`` from ``stream``, received at ``at``."""
+             at: float = 0.0, tie: tuple[int, str] = (0, "")) -> None:
+        """Hold ``item`` of event time ``at_ms`` from ``stream``, received at ``at``. Events
+        of one time leave by ``tie`` (then in arrival order), whichever topic came first."""
         self._seq += 1
         held = Held(at_ms, self._seq, item, stream, outlier, at)
-        heapq.heappush(self._heap, (at_ms, self._seq, held))
+        heapq.heappush(self._heap, (at_ms, tie, self._seq, held))
         self._count += 1
         if outlier:
             self._outliers[stream] = held
@@ -57,11 +58,11 @@ class EventOrder(Generic[T]):
         at the first one received after ``before`` (the later ones wait with it). Outliers
         awaiting their stream's verdict stay unless ``outliers``."""
         out: list[T] = []
-        kept: list[tuple[int, int, Held[T]]] = []
+        kept: list[tuple[int, tuple[int, str], int, Held[T]]] = []
         heap = self._heap
         while heap and (until_ms is None or heap[0][0] <= until_ms):
             entry = heapq.heappop(heap)
-            held = entry[2]
+            held = entry[3]
             if held.gone:
                 continue
             if before is not None and held.received > before:
@@ -79,9 +80,9 @@ class EventOrder(Generic[T]):
     def earliest_ms(self) -> int | None:
         """The event time of the earliest event still held (outliers left out)."""
         heap = self._heap
-        if heap and not heap[0][2].gone and not heap[0][2].outlier:
+        if heap and not heap[0][3].gone and not heap[0][3].outlier:
             return heap[0][0]
-        times = [at for at, _, held in heap if not held.gone and not held.outlier]
+        times = [at for at, _, _, held in heap if not held.gone and not held.outlier]
         return min(times) if times else None
 
     def settle_outlier(self, stream: Hashable, *, confirmed: bool) -> T | None:
@@ -100,13 +101,13 @@ class EventOrder(Generic[T]):
     def drop(self, match: Callable[[T], bool]) -> list[T]:
         """Remove and return every held event that ``match`` accepts."""
         out: list[T] = []
-        for _, _, held in self._heap:
+        for _, _, _, held in self._heap:
             if not held.gone and match(held.item):
                 held.gone = True
                 self._forget(held)
                 out.append(held.item)
         if out:
-            self._heap = [e for e in self._heap if not e[2].gone]
+            self._heap = [e for e in self._heap if not e[3].gone]
             heapq.heapify(self._heap)
         return out
 

@@ -32,6 +32,12 @@ ERASURE_TYPE = "ErasureRequest"
 ERASURE_TOPIC = "customer.erasure"
 
 
+def tie_order(type_name: str, event_id: str) -> tuple[int, str]:
+    """How events of one customer at the same millisecond are ordered: a profile change
+    first (it describes the customer as of that moment), then by event id."""
+    return (0 if type_name == "ProfileChange" else 1, event_id)
+
+
 def parse_event(type_name: str, record: Mapping[str, Any]) -> FamilyEvent:
     """Build a checked event of any input type from a decoded record (InvalidEvent if a
     field is out of its contract, or the type is no input type)."""
@@ -43,5 +49,5 @@ def parse_event(type_name: str, record: Mapping[str, Any]) -> FamilyEvent:
     raise InvalidEvent("wrong_schema", f"{type_name} is not an input event type")
 
 
-__all__ = ["BY_RECORD_TYPE", "ERASURE_TOPIC", "ERASURE_TYPE", "REGISTRY", "Family",
+__all__ = ["BY_RECORD_TYPE", "tie_order", "ERASURE_TOPIC", "ERASURE_TYPE", "REGISTRY", "Family",
            "FamilyEvent", "FeatureState", "parse_event"]

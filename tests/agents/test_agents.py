@@ -19,7 +19,7 @@ from streams.agents import ingest as ingest_agent
 from streams.app import create_app
 from streams.domain.clock import EventTimeClock
 from streams.replay import LocalPipeline
-from streams.runtime import Runtime
+from streams.runtime import SILENCE_TICK, Runtime
 from streams.settings import (
     TOPIC_AT_RISK,
     TOPIC_CHAMPIONS,
@@ -95,7 +95,7 @@ class Feed:
     async def settle(self) -> None:
         """Let the inputs fall quiet for longer than the idle time, then give a tick."""
         self.wall[0] += IDLE_S + 1
-        await self.batch(self.record(TOPIC_TICKS, None, b""))
+        await self.batch(self.record(TOPIC_TICKS, None, SILENCE_TICK))
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ import pytest
 
 from streams.codec import build_codec
 from streams.domain.scoring import ScoringConfig, interpolate, load_config
-from streams.kafka_io import collect, make_producer, produce_records
+from streams.families import tie_order
+from streams.kafka_io import collect, produce_records
 from streams.processes import free_port
 from streams.replay import LocalPipeline
 from streams.settings import (
@@ -90,47 +91,11 @@ def weekly(weeks: int, offset: float = 0.0) -> list[float]:
 
 
 def in_event_time_order(*histories: list[Record]) -> list[Record]:
-    """All customers' records merged in event-time order (profiles first on a tie)."""
+    """All customers' records merged in event-time order, ties as a worker orders them
+    (profiles first, then by event id)."""
     merged = [r for history in histories for r in history]
-    return sorted(merged, key=lambda r: (r[1]["occurred_at"], r[0] != "ProfileChange"))
-
-
-def phases(records: list[Record], lateness: timedelta) -> list[list[Record]]:
-    """Cut time-ordered records into batches the worker may take in any order.
-
-    A worker consumes its input topics concurrently, so within a batch each customer's
-    records come from one topic (they share a partition and keep their order) and no
-    record is older than the batch's newest by more than the allowed lateness (the
-    event-time watermark would reject it). Batches are produced one after the other.
-    """
-    batches: list[list[Record]] = []
-    batch: list[Record] = []
-    topic_of: dict[str, str] = {}
-    start: datetime | None = None
-    for type_name, record in records:
-        customer, when = record["customer_id"], record["occurred_at"]
-        if batch and (start is None or when - start > lateness
-                      or topic_of.get(customer, type_name) != type_name):
-            batches.append(batch)
-            batch, topic_of, start = [], {}, None
-        start = when if start is None else start
-        batch.append((type_name, record))
-        topic_of[customer] = type_name
-    if batch:
-        batches.append(batch)
-    return batches
-
-
-def produce_in_phases(settings: Settings, worker: WorkerProcess, records: list[Record], *,
-                      metric: str, **labels: str) -> None:
-    """Produce each phase once the worker has taken in the previous one (``metric``)."""
-    codec = build_codec(settings)
-    producer = make_producer(settings, **{"linger.ms": 0})
-    done = worker.metric(metric, **labels)
-    for batch in phases(records, timedelta(seconds=settings.allowed_lateness_s)):
-        produce_records(settings, codec, batch, producer=producer)
-        done += len(batch)
-        worker.wait_metric(metric, done, **labels)
+    return sorted(merged, key=lambda r: (r[1]["occurred_at"],
+                                         tie_order(r[0], r[1]["event_id"])))
 
 
 # ---- the personas -----------------------------------------------------------------------
@@ -251,8 +216,10 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     worker = WorkerProcess(settings, tmp / "worker.log")
     try:
         worker.wait_ready()
-        produce_in_phases(settings, worker, records,
-                          metric="churnwatch_events_applied_total")
+        # all at once: the worker applies each customer's records in event-time order,
+        # whatever topic it reads first
+        produce_records(settings, build_codec(settings), records)
+        worker.wait_metric("churnwatch_events_applied_total", len(records), timeout=120)
         outputs = collect(settings, build_codec(settings), OUTPUTS, timeout=60,
                           until=lambda got: len(got) >= len(replayed))
         yield PersonaRun(settings, load_config(settings.scoring_config), records, outputs,
@@ -383,7 +350,8 @@ def test_sudden_silence_is_caught_by_the_timer(
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     try:
         worker.wait_ready()
-        produce_in_phases(settings, worker, records, metric="churnwatch_events_accepted_total")
+        produce_records(settings, build_codec(settings), records)
+        worker.wait_metric("churnwatch_events_applied_total", len(records), timeout=120)
         codec = build_codec(settings)
         outputs = collect(settings, codec, OUTPUTS, timeout=60, until=lambda got: any(
             t == "CustomerAtRisk" and r is not None and r["customer_id"] == "silent"
