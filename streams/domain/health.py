@@ -24,6 +24,7 @@ from streams.domain.scoring import (
     interpolate,
     next_kink_d,
     next_tenure_d,
+    score_only,
     steady_until,
 )
 from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
@@ -249,7 +250,10 @@ def evaluate(
     if score is None:
         health.due_ms = None
         return []
-    alert_before, champion_before = health.alert.to_json(), health.champion
+    alert = health.alert
+    alert_before = (alert.state, alert.episode, alert.below, alert.above, alert.since_ms,
+                    alert.ended_ms)
+    champion_before = health.champion
     outputs: list[Output] = []
     trend_7d, trend_30d = health.trends(score.score, at_ms)
     previous_score, previous_band = health.published_score, health.published_band
@@ -297,21 +301,22 @@ def evaluate(
     if champion is not None:
         outputs.append(("CustomerChampion", champion))
     settled = health.champion == champion_before and _alert_settled(
-        alert_before, health.alert.to_json(), config.alerts.enter_after)
+        alert_before, alert, config.alerts.enter_after)
     health.due_ms = next_check_ms(health, config, at_ms, segment, tenure_d, settled=settled,
                                   score=score, score_step=score_step)
     return outputs
 
 
-def _alert_settled(before: list[Any], after: list[Any], enter_after: int) -> bool:
+def _alert_settled(before: tuple[str, int, int, int, int | None, int | None],
+                   after: AlertState, enter_after: int) -> bool:
     """Whether another evaluation with the same score leaves the alert state as it is: it
     did not change now, except for a count of low scores already past ``enter_after``
     (an episode held off by the cooldown or a short history, which end at known times)."""
-    if before == after:
-        return True
     state, episode, below, above, since, ended = before
-    return below >= enter_after and [state, episode, above, since, ended] == [
-        after[0], after[1], after[3], after[4], after[5]]
+    if (state != after.state or episode != after.episode or above != after.above
+            or since != after.since_ms or ended != after.ended_ms):
+        return False
+    return below == after.below or below >= enter_after
 
 
 def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, segment: str,
@@ -374,7 +379,7 @@ def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, s
         return 1
 
     def at(k: int) -> Score | None:
-        return compute_score(
+        return score_only(
             config, health.signals, now_d=(at_ms + k * step) / DAY_MS, segment=segment,
             tenure_d=None if tenure_d is None else tenure_d + k * step / DAY_MS)
 
@@ -425,9 +430,10 @@ def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: st
     leave it when no rule holds or the customer is at risk. Returns the record on entry."""
     rules = config.champion
     segment = profile.segment if profile is not None else None
-    holds = [f"{r.signal} >= {r.at_least:g}" for r in rules.rules
-             if (not r.segments or segment in r.segments)
-             and health.signals.get(r.signal, -math.inf) >= r.at_least]
+    get = health.signals.get
+    holds = [text for signal, at_least, segments, text in config.compiled().champion_rules
+             if (segments is None or segment in segments)
+             and get(signal, -math.inf) >= at_least]
     if health.champion < 0:  # in an episode
         if not holds or score.band == "at_risk":
             health.champion = -health.champion

@@ -491,6 +491,7 @@ class _ProfilePlan:
     falling: bool = True
     link: Link | None = None
     measures: tuple[_MeasurePlan, ...] = ()  # every measure, group by group
+    elapsed_by_name: dict[str, _MeasurePlan] = field(default_factory=dict)
     #: set of present measures (a bit mask) -> its weights; None: no behavioural group
     layouts: dict[int, _Layout | None] = field(default_factory=dict)
 
@@ -540,15 +541,17 @@ def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
     tenures |= {m.min_tenure_d for m in config.measures.values()}
     falling = all(m.measure.falls_with_time for m in elapsed)
     return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)),
-                        falling, config.link, tuple(m for g in groups for m in g.measures))
+                        falling, config.link, tuple(m for g in groups for m in g.measures),
+                        {m.name: m for m in elapsed})
 
 
 class _Compiled:
     """A scoring config as scoring reads it on every evaluation: plain attributes and
     the profiles' plans, built once per config object."""
 
-    __slots__ = ("btyd", "default_profile", "healthy_min", "link", "owner", "plans",
-                 "profiles_by_segment", "segments", "tenure_profiles", "version", "watch_min")
+    __slots__ = ("btyd", "champion_rules", "default_profile", "healthy_min", "link", "owner",
+                 "plans", "profiles_by_segment", "segments", "tenure_profiles", "version",
+                 "watch_min")
 
     def __init__(self, config: ScoringConfig) -> None:
         self.owner = config
@@ -567,6 +570,10 @@ class _Compiled:
             for segment in p.segments:
                 self.profiles_by_segment.setdefault(segment, name)
         self.plans = {name: _compile(config, name) for name in config.profiles}
+        #: the champion rules: signal, threshold, segments (None: every one), as text
+        self.champion_rules = tuple(
+            (r.signal, r.at_least, frozenset(r.segments) if r.segments else None,
+             f"{r.signal} >= {r.at_least:g}") for r in config.champion.rules)
 
     def plan(self, profile: str) -> _ProfilePlan:
         return self.plans[profile]
@@ -597,15 +604,17 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
     A measure not yet past its first point adds nothing (it is flat there); None when no
     measure moves but one is waiting so: a customer still inside its usual gap is likely
     to send an event before any guess comes due."""
-    plan = config.plan(score.profile)
-    seg = config.segment(segment)
+    compiled = config.compiled()
+    plan = compiled.plans[score.profile]
+    elapsed = plan.elapsed_by_name
+    seg = compiled.segment(segment)
     rate = 0.0
     waiting = moving = False
     for c in score.contributions:
-        mplan = next((m for m in plan.elapsed if m.name == c.measure), None)
+        mplan = elapsed.get(c.measure)
         if mplan is None or c.weight <= 0:
             continue
-        xs, ys = mplan.curve.xs, mplan.curve.ys
+        xs, ys = mplan.xs, mplan.ys
         if mplan.measure.kind == "btyd":
             later = btyd_value(config.btyd, signals, now_d + 1.0)
             if later is not None:
@@ -638,18 +647,20 @@ def next_kink_d(config: ScoringConfig, score: Score, signals: dict[str, float],
     """The first day after ``now_d`` at which a time-moving measure of the score reaches a
     point of its curve (where its slope changes), if any: up to then the score falls in a
     straight line (caps and a link aside)."""
-    plan = config.plan(score.profile)
-    seg = config.segment(segment)
+    compiled = config.compiled()
+    elapsed = compiled.plans[score.profile].elapsed_by_name
+    seg = compiled.segment(segment)
     first: float | None = None
-    values = {c.measure: c.value for c in score.contributions}
-    for mplan in plan.elapsed:
-        value = values.get(mplan.name)
-        if value is None or mplan.measure.kind == "btyd":
+    for c in score.contributions:
+        mplan = elapsed.get(c.measure)
+        if mplan is None or mplan.kind == "btyd":
             continue
-        i = bisect.bisect_right(mplan.curve.xs, value)
-        if i == len(mplan.curve.xs):
+        value = c.value
+        xs = mplan.xs
+        i = bisect.bisect_right(xs, value)
+        if i == len(xs):
             continue
-        at = now_d + (mplan.curve.xs[i] - value) * expected_gap(mplan.measure, signals, seg)
+        at = now_d + (xs[i] - value) * expected_gap(mplan.measure, signals, seg)
         if at > now_d and (first is None or at < first):
             first = at
     return first
@@ -759,22 +770,22 @@ def steady_until(
     stretch of its curve (before its first point, past its last, or between two points of
     equal value) and no tenure threshold (a profile's ``when_tenure_below_d``, a measure's
     ``min_tenure_d``) is crossed."""
-    name = profile if profile is not None else config.profile_for(segment, tenure_d)
-    plan = config.plan(name)
+    compiled = config.compiled()
+    name = profile if profile is not None else compiled.profile_for(segment, tenure_d)
+    plan = compiled.plans[name]
     until = math.inf
     seg = None
     for mplan in plan.elapsed:
-        measure = mplan.measure
-        base = signals.get(measure.signal)
+        base = signals.get(mplan.signal)
         if base is None:
             continue
-        if measure.kind == "btyd":
+        if mplan.kind == "btyd":
             return now_d  # expected purchases shrink continuously with time
         if seg is None:
-            seg = config.segment(segment)
-        per = expected_gap(measure, signals, seg)
+            seg = compiled.segment(segment)
+        per = expected_gap(mplan.measure, signals, seg)
         value = max(0.0, now_d - base) / per
-        xs, ys = mplan.curve.xs, mplan.curve.ys
+        xs, ys = mplan.xs, mplan.ys
         if value >= xs[-1]:
             continue
         if value < xs[0]:
@@ -785,9 +796,10 @@ def steady_until(
                 return now_d
             end = xs[i]
         until = min(until, base + end * per)
-    threshold = next_tenure_d(config, name, tenure_d)
-    if threshold is not None and tenure_d is not None:
-        until = min(until, now_d + threshold - tenure_d)
+    if tenure_d is not None:
+        threshold = next((t for t in plan.tenures if tenure_d < t), None)
+        if threshold is not None:
+            until = min(until, now_d + threshold - tenure_d)
     return max(until, now_d)
 
 
@@ -801,6 +813,19 @@ def compute_score(
 ) -> Score | None:
     """Score a customer from its signals at day ``now_d``; None when no measure applies."""
     return _score(config.compiled(), signals, now_d, segment, tenure_d, True)
+
+
+def score_only(
+    config: ScoringConfig,
+    signals: dict[str, float],
+    *,
+    now_d: float,
+    segment: str,
+    tenure_d: float | None,
+) -> Score | None:
+    """:func:`compute_score` without the contributions (an empty tuple): the same score,
+    band, profile and points, made faster, to look ahead at a score."""
+    return _score(config.compiled(), signals, now_d, segment, tenure_d, False)
 
 
 def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
