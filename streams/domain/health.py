@@ -22,9 +22,8 @@ from streams.domain.scoring import (
     compute_score,
     fall_per_day,
     interpolate,
-    next_kink_d,
     next_tenure_d,
-    score_only,
+    score_with,
     steady_until,
 )
 from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
@@ -329,10 +328,11 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
     Unless this evaluation changed the alert or champion state (then the next check is the
     next one of the grid), the next check is the first at or after whichever comes first:
     ``max_quiet_d`` ahead; the end of a cooldown or of the history an episode waits for;
-    and, while the score holds (``steady_until``), the moment it can move. While it falls
-    (no curve rises, so it cannot go back up before an update), the first check at which it
-    would be published or cross a band or the alert threshold, found by scoring a few
-    checks ahead rather than all of them."""
+    the next tenure threshold; and the first check that would do anything. While no curve
+    rises, the score can only hold or fall until the next update, so that check is found
+    by scoring a few checks ahead (a guess from how fast it falls, then a bisection) rather
+    than all of them. Where a curve can rise, the checks skipped are those while the score
+    holds (``steady_until``)."""
     lapse = config.lapse
     step = int(lapse.check_every_d * DAY_MS)
     if not settled:
@@ -347,20 +347,17 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
         ):
             if moment is not None and moment > at_ms:
                 horizon = min(horizon, moment)
-    profile = score.profile if score is not None else None
-    now_d = at_ms / DAY_MS
-    until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
-                           tenure_d=tenure_d, profile=profile)
-    if until_d > now_d:
-        return _on_grid(at_ms, step, min(until_d * DAY_MS, horizon))
     if score is None or not config.plan(score.profile).falling:
+        now_d = at_ms / DAY_MS
+        until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
+                               tenure_d=tenure_d,
+                               profile=score.profile if score is not None else None)
+        if until_d > now_d:
+            return _on_grid(at_ms, step, min(until_d * DAY_MS, horizon))
         return at_ms + step
     threshold = next_tenure_d(config, score.profile, tenure_d)
     if threshold is not None and tenure_d is not None:
         horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
-    kink = next_kink_d(config, score, health.signals, segment, at_ms / DAY_MS)
-    if kink is not None:  # the fall is straight up to there: the guess below holds
-        horizon = min(horizon, kink * DAY_MS)
     last = (_on_grid(at_ms, step, horizon) - at_ms) // step  # checked whatever happens
     return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
                                         step, last, score_step)
@@ -369,53 +366,62 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
 def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, segment: str,
                   tenure_d: float | None, at_ms: int, step: int, last: int,
                   score_step: float) -> int:
-    """A check k (1..``last``) of a falling score before which no evaluation would do
-    anything: publish (the score moved more than ``score_step`` from the published one, or
-    its band changed) or cross the alert's entry threshold. Usually the first that would."""
+    """The first check k (1..``last``, ``last`` if none before) of a score that cannot rise
+    at which an evaluation would do anything: publish (the score moved more than
+    ``score_step`` from the published one, or its band changed) or cross the alert's entry
+    threshold. As the score only holds or falls, "would act" is false up to some check and
+    true from there on: the check is bracketed by scoring checks ahead, each guessed where
+    a straight line through the scores known reaches the nearest threshold (exact while the
+    score falls in a straight line: two scorings), halving the bracket when guesses stall."""
     published = health.published_score
-    entry = None if health.alert.active or score.score < config.alerts.enter_below \
-        else config.alerts.enter_below
     if last <= 1 or published is None:
         return 1
-
-    def at(k: int) -> Score | None:
-        return score_only(
-            config, health.signals, now_d=(at_ms + k * step) / DAY_MS, segment=segment,
-            tenure_d=None if tenure_d is None else tenure_d + k * step / DAY_MS)
-
-    def acts(later: Score | None) -> bool:
-        return (later is None or abs(later.score - published) > score_step
-                or later.band != health.published_band
-                or (entry is not None and later.score < entry))
-
-    def changes(k: int) -> bool:
-        return k >= last or acts(at(k))
-
-    # guess the check from how fast the score falls, make sure nothing happens before it,
-    # and bisect when something does: a falling score makes "changes" false up to some
-    # check and true from there on. The check at the guess runs as a real one.
-    rate = fall_per_day(config, score, health.signals, segment, at_ms / DAY_MS)
-    if rate is None:
-        return 1
-    fall = rate * step / DAY_MS
-    gaps = [score.score - t for t in (config.bands.healthy_min, config.bands.watch_min,
-                                      published - score_step, entry) if t is not None]
-    nearest = min((g for g in gaps if g >= 0), default=None)
-    guess = last
-    if fall > 0 and nearest is not None:
-        guess = min(last, max(1, math.floor(nearest / fall) + 1))
-    if guess <= 2:
-        return 1  # one check to skip is not worth a score to make sure of it
-    if not changes(guess - 1):
-        return guess
-    lo, hi = 0, guess - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if changes(mid):
-            hi = mid
+    entry = None if health.alert.active or score.score < config.alerts.enter_below \
+        else config.alerts.enter_below
+    band = health.published_band
+    signals = health.signals
+    compiled = config.compiled()
+    # the score acts once below the nearest of these under it (used to guess, not decide)
+    below = [t for t in (compiled.healthy_min, compiled.watch_min, published - score_step,
+                         entry) if t is not None and t <= score.score]
+    target = max(below) if below else None
+    lo, s_lo = 0, score.score  # nothing happens at lo (now)
+    hi, s_hi = last, None  # something happens at hi (the last check runs whatever happens)
+    k = last
+    rate = fall_per_day(config, score, signals, segment, at_ms / DAY_MS)
+    if rate is not None and rate > 0 and target is not None:
+        k = math.floor((score.score - target) / (rate * step / DAY_MS)) + 1
+    prev: tuple[int, float] | None = None  # the check before lo that did nothing
+    for rounds in range(64):
+        if hi - lo <= 1:
+            break
+        if rounds >= 4 or not lo < k < hi:
+            k = (lo + hi) // 2 if rounds >= 4 or s_hi is not None or k <= lo else hi - 1
+        later = score_with(compiled, signals, (at_ms + k * step) / DAY_MS, segment,
+                           None if tenure_d is None else tenure_d + k * step / DAY_MS)
+        if (later is None or abs(later.score - published) > score_step
+                or later.band != band or (entry is not None and later.score < entry)):
+            hi, s_hi = k, None if later is None else later.score
         else:
-            lo = mid
+            prev, (lo, s_lo) = (lo, s_lo), (k, later.score)
+        k = _crossing(lo, s_lo, hi, s_hi, prev, target)
+        if k >= hi:
+            k = hi - 1  # the check just before: is the guess exact?
     return hi
+
+
+def _crossing(lo: int, s_lo: float, hi: int, s_hi: float | None,
+              prev: tuple[int, float] | None, target: float | None) -> int:
+    """The first check at which the straight line through two known scores goes below
+    ``target``: between the bracket's ends when the score at ``hi`` is known, else
+    extrapolated from the two latest checks that did nothing; ``-1`` without a line."""
+    if target is None:
+        return -1
+    if s_hi is not None and s_lo > s_hi:
+        return math.ceil(lo + (s_lo - target) / (s_lo - s_hi) * (hi - lo))
+    if s_hi is None and prev is not None and prev[1] > s_lo:
+        return math.ceil(lo + (s_lo - target) * (lo - prev[0]) / (prev[1] - s_lo))
+    return -1
 
 
 def _on_grid(at_ms: int, step: int, due: float) -> int:

@@ -828,6 +828,12 @@ def score_only(
     return _score(config.compiled(), signals, now_d, segment, tenure_d, False)
 
 
+def score_with(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
+               tenure_d: float | None) -> Score | None:
+    """:func:`score_only` with the config already compiled (a look-ahead's inner loop)."""
+    return _score(compiled, signals, now_d, segment, tenure_d, False)
+
+
 def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
            tenure_d: float | None, detail: bool) -> Score | None:
     """:func:`compute_score`; without ``detail``, a score without its contributions (to
