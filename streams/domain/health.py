@@ -41,7 +41,7 @@ STORED_SIGNALS = (
     "profile.signup_d", "profile.referrals", "purchase.first_at_d", "purchase.span_d",
     "purchase.aov", "purchase.days_90", "engagement.active_days", "purchase.currency",
 )
-_CODE = {name: str(i) for i, name in enumerate(STORED_SIGNALS)}
+_INDEX = {name: i for i, name in enumerate(STORED_SIGNALS)}
 #: Signals are kept to this many decimals (a day's fraction to a second).
 SIGNAL_DIGITS = 5
 MAX_REASONS = 5
@@ -89,8 +89,20 @@ class CustomerHealth:
         self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": {_CODE.get(k, k): round(v, SIGNAL_DIGITS) for k, v in self.signals.items()},
-                "f": self.first_ms,
+        stored: list[float | None] = [None] * len(STORED_SIGNALS)
+        others: dict[str, float] = {}
+        for name, value in self.signals.items():
+            index = _INDEX.get(name)
+            if index is None:
+                others[name] = round(value, SIGNAL_DIGITS)
+            else:
+                stored[index] = _short(round(value, SIGNAL_DIGITS))
+        while stored and stored[-1] is None:
+            stored.pop()
+        data: dict[str, Any] = {"s": stored}
+        if others:
+            data["o"] = others
+        return {**data, "f": self.first_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
                 "e": list(self.ema) if self.ema else None, "c": self.champion,
@@ -98,14 +110,28 @@ class CustomerHealth:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
-        signals = {STORED_SIGNALS[int(k)] if k.isdigit() else k: v
-                   for k, v in data["s"].items()}
+        """From :meth:`to_json`, or from the former ``s`` object (index or name -> value)."""
+        stored = data["s"]
+        if isinstance(stored, dict):
+            signals = {STORED_SIGNALS[int(k)] if k.isdigit() else k: v
+                       for k, v in stored.items()}
+        else:
+            signals = {STORED_SIGNALS[i]: float(v) for i, v in enumerate(stored)
+                       if v is not None}
+            signals.update(data.get("o", {}))
         return cls(signals, data.get("f"), data["a"],
                    data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
                    int(data.get("q", 0)),
                    (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
                    int(data.get("c", 0)),
                    ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None)
+
+
+def _short(value: float) -> float:
+    """A whole number written without its ``.0`` (read back as the same float; -0.0 kept)."""
+    if float(value).is_integer() and (value != 0 or math.copysign(1.0, value) > 0):
+        return int(value)
+    return value
 
 
 def segment_of(profile: ProfileState | None) -> str:

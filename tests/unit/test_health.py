@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from streams.domain.buckets import DAY_MS
 from streams.domain.events import Consent
-from streams.domain.features import ProfileState, RecentIds
+from streams.domain.features import ProfileState, RecentIds, dumps, loads
 from streams.domain.health import CustomerHealth, evaluate
 from streams.domain.scoring import load_config
 
@@ -81,6 +81,22 @@ def test_state_round_trips():
     health.update_signals("purchase", DAY0 * DAY_MS, {"purchase.last_at_d": DAY0})
     run(health, DAY0 + 100, profile())
     assert CustomerHealth.from_json(health.to_json()) == health
+
+
+def test_stored_signals_round_trip_exactly_and_the_former_format_still_loads():
+    health = CustomerHealth()
+    signals = {"purchase.orders_total": 3.0, "support.sentiment_28d": -0.0,
+               "purchase.last_at_d": 20453.45833, "plugin.score": 0.5}
+    health.update_signals("purchase", DAY0 * DAY_MS, signals)
+    again = CustomerHealth.from_json(loads(dumps(health.to_json())))
+    assert again == health
+    assert all(type(v) is float for v in again.signals.values())
+    assert str(again.signals["support.sentiment_28d"]) == "-0.0"
+    former = {"s": {"1": 3.0, "14": -0.0, "0": 20453.45833, "plugin.score": 0.5},
+              "f": DAY0 * DAY_MS, "a": None, "p": None, "b": None,
+              "x": ["healthy", 0, 0, 0, None, None], "d": None, "q": 0, "e": None, "c": 0,
+              "pf": None}
+    assert CustomerHealth.from_json(former) == health
 
 
 def test_champion_once_per_episode_with_the_rules_that_hold():
