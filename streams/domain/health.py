@@ -21,7 +21,6 @@ from streams.domain.scoring import (
     ScoringConfig,
     compute_score,
     fall_per_day,
-    interpolate,
     next_tenure_d,
     score_with,
     steady_until,
@@ -160,7 +159,7 @@ def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) 
                 f"< {group.critical_below:g}: score held at {group.critical_cap:g})")
     measure = config.measures[c.measure]
     detail = _detail(config, measure, c.value)
-    if capped_by is not None and c.points < interpolate(measure.curve, c.value):
+    if capped_by is not None and c.points < config.compiled().curves[c.measure](c.value):
         detail += f", capped by {capped_by}"
     return f"{measure.text} ({detail})"
 
@@ -206,9 +205,10 @@ def fit_status(config: ScoringConfig, profile: ProfileState | None) -> tuple[str
 
 
 def _contributions(score: Score) -> list[dict[str, Any]]:
-    return [{"signal": c.measure, "value": round(c.value, 4), "points": round(c.points, 2),
-             "weight": round(c.weight, 4), "contribution": round(c.contribution, 3)}
-            for c in score.contributions]
+    return [{"signal": measure, "value": round(value, 4), "points": round(points, 2),
+             "weight": round(weight, 4),
+             "contribution": round(points * weight + adjustment, 3)}  # c.contribution
+            for measure, _, value, points, weight, adjustment in score.contributions]
 
 
 def at_risk_record(
@@ -425,11 +425,11 @@ def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, s
             k = (lo + hi) // 2 if rounds >= 4 or s_hi is not None or k <= lo else hi - 1
         later = score_with(compiled, signals, (at_ms + k * step) / DAY_MS, segment,
                            None if tenure_d is None else tenure_d + k * step / DAY_MS)
-        if (later is None or abs(later.score - published) > score_step
-                or later.band != band or (entry is not None and later.score < entry)):
-            hi, s_hi = k, None if later is None else later.score
+        if (later is None or abs(later - published) > score_step
+                or compiled.band(later) != band or (entry is not None and later < entry)):
+            hi, s_hi = k, later
         else:
-            prev, (lo, s_lo) = (lo, s_lo), (k, later.score)
+            prev, (lo, s_lo) = (lo, s_lo), (k, later)
         k = _crossing(lo, s_lo, hi, s_hi, prev, target)
         if k >= hi:
             k = hi - 1  # the check just before: is the guess exact?

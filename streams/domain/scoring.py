@@ -549,9 +549,9 @@ class _Compiled:
     """A scoring config as scoring reads it on every evaluation: plain attributes and
     the profiles' plans, built once per config object."""
 
-    __slots__ = ("btyd", "champion_rules", "default_profile", "healthy_min", "link", "owner",
-                 "plans", "profiles_by_segment", "segments", "tenure_profiles", "version",
-                 "watch_min")
+    __slots__ = ("btyd", "champion_rules", "curves", "default_profile", "healthy_min", "link",
+                 "owner", "plans", "profiles_by_segment", "segments", "tenure_profiles",
+                 "version", "watch_min")
 
     def __init__(self, config: ScoringConfig) -> None:
         self.owner = config
@@ -570,6 +570,7 @@ class _Compiled:
             for segment in p.segments:
                 self.profiles_by_segment.setdefault(segment, name)
         self.plans = {name: _compile(config, name) for name in config.profiles}
+        self.curves = {name: _Curve.of(m.curve) for name, m in config.measures.items()}
         #: the champion rules: signal, threshold, segments (None: every one), as text
         self.champion_rules = tuple(
             (r.signal, r.at_least, frozenset(r.segments) if r.segments else None,
@@ -812,32 +813,29 @@ def compute_score(
     tenure_d: float | None,
 ) -> Score | None:
     """Score a customer from its signals at day ``now_d``; None when no measure applies."""
-    return _score(config.compiled(), signals, now_d, segment, tenure_d, True)
-
-
-def score_only(
-    config: ScoringConfig,
-    signals: dict[str, float],
-    *,
-    now_d: float,
-    segment: str,
-    tenure_d: float | None,
-) -> Score | None:
-    """:func:`compute_score` without the contributions (an empty tuple): the same score,
-    band, profile and points, made faster, to look ahead at a score."""
-    return _score(config.compiled(), signals, now_d, segment, tenure_d, False)
+    compiled = config.compiled()
+    contributions: list[Contribution] = []
+    scored = _score(compiled, signals, now_d, segment, tenure_d, contributions)
+    if scored is None:
+        return None
+    score, profile_name, points = scored
+    return Score(score, compiled.band(score), profile_name, tuple(contributions),
+                 compiled.version, points)
 
 
 def score_with(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
-               tenure_d: float | None) -> Score | None:
-    """:func:`score_only` with the config already compiled (a look-ahead's inner loop)."""
-    return _score(compiled, signals, now_d, segment, tenure_d, False)
+               tenure_d: float | None) -> float | None:
+    """The score alone, as :func:`compute_score` gives it (``compiled.band`` gives its
+    band), made faster: no contributions. For looking ahead at a score."""
+    scored = _score(compiled, signals, now_d, segment, tenure_d, None)
+    return None if scored is None else scored[0]
 
 
 def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
-           tenure_d: float | None, detail: bool) -> Score | None:
-    """:func:`compute_score`; without ``detail``, a score without its contributions (to
-    look ahead: the same score, band and points, made faster)."""
+           tenure_d: float | None,
+           contributions: list[Contribution] | None) -> tuple[float, str, float] | None:
+    """:func:`compute_score` as (score, profile, points before a link), filling
+    ``contributions`` when given (None: the score alone, faster)."""
     profile_name = compiled.profile_for(segment, tenure_d)
     plan = compiled.plans[profile_name]
     get = signals.get
@@ -868,7 +866,6 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
     layout = plan.layout(mask)
     if layout is None:
         return None
-    contributions: list[Contribution] = []
     products: list[float] = []
     critical: list[tuple[_GroupPlan, float]] = []  # critical groups and their points
     pos = 0
@@ -876,44 +873,53 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
         cap = None
         if cap_at >= 0:
             cap = _lookup(present[pos + cap_at], values[pos + cap_at])
+        critical_below = gplan.group.critical_below
         group_points = 0.0
         for j in range(count):
             mplan = present[pos + j]
             value = values[pos + j]
-            points = _lookup(mplan, value)
+            xs = mplan.xs  # the curve's points at value, as _lookup (inlined: hot)
+            if value <= xs[0]:
+                points = mplan.ys[0]
+            else:
+                i = bisect.bisect_left(xs, value)
+                if i == len(xs):
+                    points = mplan.ys[-1]
+                else:
+                    ys = mplan.ys
+                    x0, y0 = xs[i - 1], ys[i - 1]
+                    points = y0 + (ys[i] - y0) * (value - x0) / (xs[i] - x0)
             if cap is not None and cap < points:
                 points = cap
-            group_points += points * mplan.weight
+            if critical_below is not None:
+                group_points += points * mplan.weight
             weight = weights[j]
             products.append(points * weight)
-            if detail:
+            if contributions is not None:
                 contributions.append(Contribution(
                     mplan.name, mplan.signal, value, points, weight))
         pos += count
-        group = gplan.group
-        if group.critical_below is not None:
+        if critical_below is not None:
             group_points /= total_measure
-            if group_points < group.critical_below:
+            if group_points < critical_below:
                 critical.append((gplan, group_points))
     points = min(100.0, max(0.0, sum(products)))
     score = points
     link = compiled.link
     if link is not None:
         score = 100.0 * link.probability(points)
-        if detail:
-            contributions = _scaled(contributions, score, points)
+        if contributions is not None:
+            contributions[:] = _scaled(contributions, score, points)
     for gplan, group_points in critical:
         cap_to = gplan.group.critical_cap
         if score > cap_to:
-            if detail:
+            if contributions is not None:
                 contributions.append(Contribution(
                     measure=gplan.name + CRITICAL_SUFFIX, signal=gplan.name,
                     value=round(group_points, 2), points=0.0, weight=0.0,
                     adjustment=cap_to - score))
             score = cap_to
-    score = round(score, 2)
-    return Score(score, compiled.band(score), profile_name, tuple(contributions),
-                 compiled.version, points)
+    return round(score, 2), profile_name, points
 
 
 def _lookup(mplan: _MeasurePlan, x: float) -> float:
