@@ -60,6 +60,9 @@ class CustomerHealth:
     ema: tuple[float, float, int] | None = None  # score averages (7 d, 30 d) and their time
     champion: int = 0  # champion episodes so far; negative while one is open
     profile: ProfileState | None = None  # as brought by the customer's profile updates
+    #: the next check is a lower bound of the first that may act, not that check itself:
+    #: when it comes due, the checks from there are searched first (see next_check_ms)
+    provisional: bool = False
 
     def trends(self, score: float, at_ms: int) -> tuple[float | None, float | None]:
         """Score minus its 7- and 30-day exponentially weighted averages so far (the score's
@@ -105,7 +108,8 @@ class CustomerHealth:
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
                 "e": list(self.ema) if self.ema else None, "c": self.champion,
-                "pf": self.profile.snapshot() if self.profile is not None else None}
+                "pf": self.profile.snapshot() if self.profile is not None else None,
+                **({"v": 1} if self.provisional else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
@@ -123,7 +127,8 @@ class CustomerHealth:
                    int(data.get("q", 0)),
                    (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
                    int(data.get("c", 0)),
-                   ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None)
+                   ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None,
+                   bool(data.get("v", 0)))
 
 
 def _short(value: float) -> float:
@@ -265,6 +270,13 @@ def evaluate(
     score_step: float,
 ) -> list[Output]:
     """Score the customer as of ``at_ms`` (never before its last evaluation)."""
+    if health.provisional:
+        health.provisional = False
+        if trigger == "timer" and health.as_of_ms is not None and at_ms > health.as_of_ms:
+            due = _resolve(health, config, at_ms, score_step)
+            if due > at_ms:  # this check would do nothing: it is not made
+                health.due_ms = due
+                return []
     if health.as_of_ms is not None:
         at_ms = max(at_ms, health.as_of_ms)
     health.as_of_ms = at_ms
@@ -328,7 +340,8 @@ def evaluate(
     settled = health.champion == champion_before and _alert_settled(
         alert_before, alert, config.alerts.enter_after)
     health.due_ms = next_check_ms(health, config, at_ms, segment, tenure_d, settled=settled,
-                                  score=score, score_step=score_step)
+                                  score=score, score_step=score_step,
+                                  defer=trigger != "timer")
     return outputs
 
 
@@ -346,7 +359,7 @@ def _alert_settled(before: tuple[str, int, int, int, int | None, int | None],
 
 def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, segment: str,
                   tenure_d: float | None, *, settled: bool, score: Score | None = None,
-                  score_step: float = 0.0) -> int:
+                  score_step: float = 0.0, defer: bool = False) -> int:
     """When to check a silent customer next. Checks fall on a grid, every
     ``check_every_d`` from this evaluation; the ones skipped are those that would change
     nothing, so the checks kept fall when they always did and publish what they always did.
@@ -358,11 +371,43 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
     rises, the score can only hold or fall until the next update, so that check is found
     by scoring a few checks ahead (a guess from how fast it falls, then a bisection) rather
     than all of them. Where a curve can rise, the checks skipped are those while the score
-    holds (``steady_until``)."""
+    holds (``steady_until``).
+
+    With ``defer`` (after an event: another one often comes before that check), the search
+    waits: the next check is the first that could act at all (the next one, or the first
+    after the score holds), marked ``provisional``; if it comes due first, the search runs
+    then (:func:`_resolve`) and finds the same check it would have found now."""
     lapse = config.lapse
     step = int(lapse.check_every_d * DAY_MS)
     if not settled:
         return at_ms + step
+    if score is None or not config.plan(score.profile).falling:
+        now_d = at_ms / DAY_MS
+        until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
+                               tenure_d=tenure_d,
+                               profile=score.profile if score is not None else None)
+        if until_d > now_d:
+            return _on_grid(at_ms, step, min(until_d * DAY_MS, _horizon(health, config, at_ms)))
+        return at_ms + step
+    last = _last_check(health, config, at_ms, step, score.profile, tenure_d)
+    if defer and last > 1 and health.published_score is not None:
+        start = 1
+        until_d = steady_until(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
+                               tenure_d=tenure_d, profile=score.profile)
+        if until_d > at_ms / DAY_MS:  # the checks up to then hold the score: none acts
+            start = (_on_grid(at_ms, step, min(until_d * DAY_MS, at_ms + last * step))
+                     - at_ms) // step
+        if start < last:
+            health.provisional = True
+            return at_ms + step * start
+    return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
+                                        step, last, score_step)
+
+
+def _horizon(health: CustomerHealth, config: ScoringConfig, at_ms: int) -> float:
+    """The latest a settled customer evaluated at ``at_ms`` is checked: ``max_quiet_d``
+    ahead, or when an episode due but held off can start."""
+    lapse = config.lapse
     horizon = at_ms + lapse.max_quiet_d * DAY_MS
     rules = config.alerts
     alert = health.alert
@@ -373,25 +418,43 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
         ):
             if moment is not None and moment > at_ms:
                 horizon = min(horizon, moment)
-    if score is None or not config.plan(score.profile).falling:
-        now_d = at_ms / DAY_MS
-        until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
-                               tenure_d=tenure_d,
-                               profile=score.profile if score is not None else None)
-        if until_d > now_d:
-            return _on_grid(at_ms, step, min(until_d * DAY_MS, horizon))
-        return at_ms + step
-    threshold = next_tenure_d(config, score.profile, tenure_d)
+    return horizon
+
+
+def _last_check(health: CustomerHealth, config: ScoringConfig, at_ms: int, step: int,
+                profile: str, tenure_d: float | None) -> int:
+    """The check (counted in steps from ``at_ms``) made whatever happens: the horizon, or
+    the next tenure threshold if sooner."""
+    horizon = _horizon(health, config, at_ms)
+    threshold = next_tenure_d(config, profile, tenure_d)
     if threshold is not None and tenure_d is not None:
         horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
-    last = (_on_grid(at_ms, step, horizon) - at_ms) // step  # checked whatever happens
-    return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
-                                        step, last, score_step)
+    return (_on_grid(at_ms, step, horizon) - at_ms) // step
+
+
+def _resolve(health: CustomerHealth, config: ScoringConfig, at_ms: int,
+             score_step: float) -> int:
+    """The first check at or after the provisional check ``at_ms`` that acts, searched as
+    :func:`next_check_ms` would have searched at the last evaluation (nothing has changed
+    since: an update would have evaluated the customer again)."""
+    origin = health.as_of_ms
+    assert origin is not None
+    segment = segment_of(health.profile)
+    tenure_d = tenure_days(health.profile, origin)
+    score = compute_score(config, health.signals, now_d=origin / DAY_MS, segment=segment,
+                          tenure_d=tenure_d)
+    if score is None:
+        return at_ms
+    step = int(config.lapse.check_every_d * DAY_MS)
+    last = _last_check(health, config, origin, step, score.profile, tenure_d)
+    start = (at_ms - origin) // step
+    return origin + step * _first_change(health, config, score, segment, tenure_d, origin,
+                                         step, last, score_step, start=start)
 
 
 def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, segment: str,
                   tenure_d: float | None, at_ms: int, step: int, last: int,
-                  score_step: float) -> int:
+                  score_step: float, start: int = 1) -> int:
     """The first check k (1..``last``, ``last`` if none before) of a score that cannot rise
     at which an evaluation would do anything: publish (the score moved more than
     ``score_step`` from the published one, or its band changed) or cross the alert's entry
@@ -400,8 +463,8 @@ def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, s
     a straight line through the scores known reaches the nearest threshold (exact while the
     score falls in a straight line: two scorings), halving the bracket when guesses stall."""
     published = health.published_score
-    if last <= 1 or published is None:
-        return 1
+    if last <= start or published is None:
+        return min(start, last) if published is not None else start
     entry = None if health.alert.active or score.score < config.alerts.enter_below \
         else config.alerts.enter_below
     band = health.published_band
@@ -411,7 +474,7 @@ def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, s
     below = [t for t in (compiled.healthy_min, compiled.watch_min, published - score_step,
                          entry) if t is not None and t <= score.score]
     target = max(below) if below else None
-    lo, s_lo = 0, score.score  # nothing happens at lo (now)
+    lo, s_lo = start - 1, score.score  # nothing happens at lo (now, or checks before start)
     hi, s_hi = last, None  # something happens at hi (the last check runs whatever happens)
     k = last
     rate = fall_per_day(config, score, signals, segment, at_ms / DAY_MS)
