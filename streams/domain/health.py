@@ -524,6 +524,8 @@ def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: st
     """Enter the top tier when a champion rule holds and the score is healthy enough;
     leave it when no rule holds or the customer is at risk. Returns the record on entry."""
     rules = config.champion
+    if health.champion >= 0 and (profile is None or score.score < rules.min_score):
+        return None  # cannot enter (see below), and no episode to leave
     segment = profile.segment if profile is not None else None
     get = health.signals.get
     holds = [text for signal, at_least, segments, text in config.compiled().champion_rules
