@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 from streams.backtest import load_truth, read_events, report_dict, run_backtest
-from streams.domain.events import InvalidEvent, parse_event
+from streams.domain.events import InvalidEvent
+from streams.families import parse_event
 from streams.settings import Settings
 from streams.simulator import SimulationConfig, simulate, write_jsonl, write_truth
 

@@ -17,8 +17,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,22 +25,20 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from throughput import events, free_port, processed
+from throughput import events, processed
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
-from streams.processes import bench_broker, stop_process, worker_env
+from streams.processes import WorkerChild, bench_broker, free_port
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
 TOKEN = "bench-token"
 
 
-def start_worker(settings: Settings, workdir: Path, n: int) -> subprocess.Popen[bytes]:
-    log = (workdir / f"worker-{n}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "streams.worker"],
-                            env=worker_env(settings, CHURN_LOG_LEVEL="warning"),
-                            stdout=log, stderr=subprocess.STDOUT)
+def start_worker(settings: Settings, workdir: Path, n: int) -> WorkerChild:
+    return WorkerChild(settings, workdir / f"worker-{n}.log",
+                       env={"CHURN_LOG_LEVEL": "warning"})
 
 
 def ask(url: str, customer: str) -> tuple[float, str | None]:
@@ -98,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="churnwatch-bench-") as tmp, \
             bench_broker(Path(tmp)) as bootstrap:
         workdir = Path(tmp)
-        procs: list[subprocess.Popen[bytes]] = []
+        procs: list[WorkerChild] = []
         try:
             base = Settings(_env_file=None, kafka_bootstrap=bootstrap,
                             topic_prefix=f"bench-{uuid.uuid4().hex[:6]}-",
@@ -142,7 +138,7 @@ def main() -> None:
             print(f"503 (partition moving): {moving:,}")
         finally:
             for proc in procs:
-                stop_process(proc, 60)
+                proc.stop(60)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,11 @@
 #   CHURN_KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default: 60)
 #   CHURN_KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default: 30)
 #   CHURN_KAFKA_HEAP_OPTS        JVM heap options (default: -Xms256m -Xmx512m)
+#   CHURN_KAFKA_EXTRA_LISTENERS  more client listeners, comma separated, each named after
+#                                its security protocol (e.g. SASL_SSL://127.0.0.1:9093);
+#                                the PLAINTEXT one stays (the readiness check uses it)
+#   CHURN_KAFKA_EXTRA_CONFIG     a file of broker properties appended to server.properties
+#                                (TLS key store, SASL mechanisms, ...); its keys win
 #   CHURN_KAFKA_OWNER_PID        if set, stop the broker when this process exits
 #                                (lets a test session clean up even when it is killed)
 #   CHURN_PYTHON                 Python used for helpers and the readiness check
@@ -181,15 +186,26 @@ while True:
 }
 
 write_properties() {
-    local dir="$1" port="$2" cport="$3"
+    local dir="$1" port="$2" cport="$3" extra="" protocols="" listener
+    if [[ -n "${CHURN_KAFKA_EXTRA_LISTENERS:-}" ]]; then
+        local -a listeners
+        IFS=, read -r -a listeners <<<"${CHURN_KAFKA_EXTRA_LISTENERS}"
+        for listener in "${listeners[@]}"; do
+            [[ "${listener}" =~ ^(SSL|SASL_PLAINTEXT|SASL_SSL)://[^,]+:[0-9]+$ ]] \
+                || die "CHURN_KAFKA_EXTRA_LISTENERS: ${listener} is not PROTOCOL://HOST:PORT" \
+                       "with PROTOCOL one of SSL, SASL_PLAINTEXT, SASL_SSL"
+            extra+=",${listener}"
+            protocols+=",${listener%%://*}:${listener%%://*}"
+        done
+    fi
     cat >"${dir}/server.properties" <<EOF
 # Written by scripts/kafka-local.sh start: single-node KRaft broker for local use.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${cport}
-listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:${port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${cport}${extra}
+advertised.listeners=PLAINTEXT://127.0.0.1:${port}${extra}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${protocols}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 log.dirs=${dir}/data
@@ -214,6 +230,12 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+    if [[ -n "${CHURN_KAFKA_EXTRA_CONFIG:-}" ]]; then
+        [[ -f "${CHURN_KAFKA_EXTRA_CONFIG}" ]] \
+            || die "CHURN_KAFKA_EXTRA_CONFIG: no file ${CHURN_KAFKA_EXTRA_CONFIG}"
+        { printf '\n# From CHURN_KAFKA_EXTRA_CONFIG (%s)\n' "${CHURN_KAFKA_EXTRA_CONFIG}"
+          cat "${CHURN_KAFKA_EXTRA_CONFIG}"; } >>"${dir}/server.properties"
+    fi
 }
 
 print_log_tail() {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.security import faust_credentials
 from streams.settings import Settings
 
 
@@ -17,6 +18,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
         autodiscover=False,

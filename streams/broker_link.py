@@ -77,11 +77,16 @@ class BrokerLink(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not is_connection_failure(record):
             return True
+        return self.failed()
+
+    def failed(self) -> bool:
+        """Count one failure to reach a broker; True for the first of a run (to be logged
+        as it is), False for the others (held back)."""
         now = self.monotonic()
         self.last_failure = now
         if self.first_failure is None:
             self.first_failure = now
-            return True  # the first failure of a run is logged as it is
+            return True
         self.held_back += 1
         self.check()
         return False

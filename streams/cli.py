@@ -8,7 +8,6 @@ the Kafka-only commands start fast.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +93,10 @@ def worker(
     = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")]
     = None,
+    processes: Annotated[int, typer.Option(
+        min=1, help="Worker processes to run in one consumer group (one per core): "
+        "process i serves web port WEB_PORT+i and keeps its state in DATA_DIR/process-i.")]
+    = 1,
 ) -> None:
     """Run a churnwatch worker until it is stopped (SIGTERM or Ctrl-C)."""
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix,
@@ -101,6 +104,20 @@ def worker(
                              store=store, clock=clock, log_level=log_level)
     from streams.topics import TopicsError
     from streams.worker import run
+
+    if processes > 1:
+        if settings.web_url:
+            raise _fail("CHURN_WEB_URL names one process; unset it to run --processes "
+                        f"{processes} (each process advertises its own port)")
+        from streams.processes import run_worker_group
+        from streams.topics import ensure_topics
+
+        try:
+            if settings.create_topics:
+                ensure_topics(settings)  # once, before the processes race to create them
+        except TopicsError as exc:
+            raise _fail(str(exc)) from exc
+        raise typer.Exit(run_worker_group(settings, processes))
 
     try:
         run(settings)
@@ -172,23 +189,20 @@ def produce_scenario(
     records = scenario(customers, weeks, seed, _parse_time(start, "--start"))
     if jsonl is not None:
         from streams.codec import to_json_record
+        from streams.jsonl import envelope_line, write_lines
 
-        def write(out: Any) -> None:
-            for type_name, record in records:
-                envelope = {"type": type_name, "record": to_json_record(type_name, record)}
-                out.write(json.dumps(envelope, separators=(",", ":")) + "\n")
-
+        lines = (envelope_line(t, to_json_record(t, r)) for t, r in records)
         if str(jsonl) == "-":
-            write(sys.stdout)
+            write_lines(lines, sys.stdout)
         else:
-            with jsonl.open("w", encoding="utf-8") as out:
-                write(out)
+            write_lines(lines, jsonl)
             Console(stderr=True).print(f"wrote {len(records):,} records to {jsonl}")
         return
 
     from streams.codec import build_codec
     from streams.demo import produce_paced
     from streams.kafka_io import DeliveryError
+    from streams.topics import AccessRefusedError
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix)
     _reach(settings)
@@ -196,7 +210,7 @@ def produce_scenario(
     try:
         count = produce_paced(settings, build_codec(settings), records, pace=pace,
                               console=console)
-    except DeliveryError as exc:
+    except (DeliveryError, AccessRefusedError) as exc:
         raise _fail(str(exc)) from exc
     console.print(f"produced {count:,} records for {customers:,} customers "
                   f"to {settings.kafka_bootstrap}")
@@ -290,12 +304,13 @@ def simulate(
             from streams.codec import build_codec
             from streams.kafka_io import DeliveryError
             from streams.simulator import ProduceError, produce_items
+            from streams.topics import AccessRefusedError
 
             assert settings is not None
             try:
                 produce_items(settings, build_codec(settings), sim.items, rate=rate,
                               progress=lambda n: progress.advance(task, n))
-            except ProduceError as exc:
+            except (ProduceError, AccessRefusedError) as exc:
                 raise _fail(str(exc)) from exc
             except (DeliveryError, KafkaException) as exc:
                 raise _fail(f"producing to {settings.kafka_bootstrap} failed: {exc}") from exc
@@ -336,6 +351,7 @@ def produce(
     from streams.codec import build_codec
     from streams.demo import produce_paced
     from streams.kafka_io import DeliveryError
+    from streams.topics import AccessRefusedError
 
     console = Console(stderr=True)
     try:
@@ -351,7 +367,7 @@ def produce(
     try:
         count = produce_paced(settings, build_codec(settings), list(records), pace=pace,
                               console=console)
-    except DeliveryError as exc:
+    except (DeliveryError, AccessRefusedError) as exc:
         raise _fail(str(exc)) from exc
     customers = len({r["customer_id"] for _, r in records})
     console.print(f"produced {count:,} records for {customers:,} customers to "

@@ -1,4 +1,5 @@
 """Intake of one input record: decode, validate, check event time. No Faust, no I/O.
+The caller tells the clock about an accepted event (``Clock.observe``).
 
 Returns the typed event, or a :class:`Rejection` that becomes a dead-letter record.
 """
@@ -14,12 +15,11 @@ from streams.codec import Codec, DecodeError
 from streams.domain.clock import Clock
 from streams.domain.events import (
     ErasureRequest,
-    Event,
     InvalidEvent,
     Rejection,
     check_event_time,
-    parse_event,
 )
+from streams.families import FamilyEvent, parse_event
 
 #: Reason of an input record larger than :data:`MAX_RECORD_BYTES`.
 TOO_LARGE = "too_large"
@@ -43,7 +43,7 @@ def _field(record: dict[str, Any], name: str) -> str | None:
 def intake(
     raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, max_future: timedelta,
     wall_now: datetime, stream: Hashable = None,
-) -> Event | Rejection:
+) -> FamilyEvent | Rejection:
     """Turn raw bytes from an input topic into an accepted event or a rejection."""
     if not raw:
         return Rejection("malformed", "empty record value")
@@ -63,8 +63,6 @@ def intake(
     except InvalidEvent as exc:
         return Rejection(exc.reason, str(exc), _field(record, "event_id"),
                          _field(record, "customer_id"))
-    if not erasure:
-        clock.observe(event.occurred_at, stream)
     return event
 
 

@@ -17,24 +17,17 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from streams.codec import Codec, DecodeError
+from streams.families import ERASURE_TYPE, REGISTRY
 from streams.logs import kafka_logger
+from streams.security import client_config
 from streams.settings import (
-    TOPIC_ENGAGEMENT,
     TOPIC_ERASURE,
-    TOPIC_PROFILE,
-    TOPIC_PURCHASES,
-    TOPIC_SUPPORT,
     Settings,
 )
 
 #: Input record type -> logical input topic.
-INPUT_TOPIC_OF: dict[str, str] = {
-    "Purchase": TOPIC_PURCHASES,
-    "Engagement": TOPIC_ENGAGEMENT,
-    "SupportEvent": TOPIC_SUPPORT,
-    "ProfileChange": TOPIC_PROFILE,
-    "ErasureRequest": TOPIC_ERASURE,
-}
+INPUT_TOPIC_OF: dict[str, str] = {f.record_type: f.topic for f in REGISTRY}
+INPUT_TOPIC_OF[ERASURE_TYPE] = TOPIC_ERASURE
 
 #: Type name yielded for a record without a value (a tombstone, e.g. after an erasure).
 TOMBSTONE = "Tombstone"
@@ -61,18 +54,30 @@ class DeliveryError(RuntimeError):
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
-    """A producer for ``settings``' cluster, partitioning keys as Java and Faust do."""
+    """A producer for ``settings``' cluster, partitioning keys as Java and Faust do; its
+    ``poll`` and ``flush`` raise ``streams.topics.AccessRefusedError`` once the cluster
+    refuses it."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
+        **client_config(settings),
         "partitioner": "murmur2_random",
         "linger.ms": 5,
         "enable.idempotence": True,
         "acks": "all",
         "queue.buffering.max.messages": 200_000,
         "logger": kafka_logger(),
+        "error_cb": _refused(settings),
     }
     config.update(overrides)
     return Producer(config)
+
+
+def _refused(settings: Settings) -> Callable[[KafkaError], None]:
+    """An ``error_cb`` that raises ``streams.topics.AccessRefusedError`` (from ``poll``,
+    ``flush`` or ``consume``) once the cluster refuses the credentials or TLS set-up."""
+    from streams.topics import AccessRefusedError
+
+    return AccessRefusedError.raise_on_refusal(settings.kafka_bootstrap)
 
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
@@ -160,7 +165,8 @@ class OutputReader:
     A tombstone yields type :data:`TOMBSTONE` and record None; bytes the codec cannot
     decode yield type :data:`UNDECODABLE` and ``{"error", "key", "payload"}``.
     Once every broker has been down for ``settings.kafka_timeout_s`` and the cluster still
-    does not answer, reading raises ``streams.topics.BrokerUnreachableError``.
+    does not answer, reading raises ``streams.topics.BrokerUnreachableError``; once the
+    cluster refuses the credentials or TLS set-up, ``streams.topics.AccessRefusedError``.
     Use it as a context manager, or call ``close()``.
     """
 
@@ -169,10 +175,12 @@ class OutputReader:
         self.codec = codec
         self.settings = settings
         self._down_since: float | None = None  # monotonic time all brokers went down
+        self._refused = _refused(settings)
         self.logical = {settings.topic(t): t for t in topics}
         self._rank = {settings.topic(t): i for i, t in enumerate(topics)}
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
+            **client_config(settings),
             "group.id": group_id or f"churnwatch-reader-{uuid.uuid4().hex[:12]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": group_id is not None,
@@ -196,6 +204,7 @@ class OutputReader:
             self.consumer.close()
 
     def _on_error(self, error: KafkaError) -> None:
+        self._refused(error)
         if error.code() == KafkaError._ALL_BROKERS_DOWN and self._down_since is None:
             self._down_since = time.monotonic()
 

@@ -36,6 +36,10 @@ UNREACHABLE = re.compile(
     r"|Disconnected|connection closed by peer"
     r"|Failed to resolve|Timed out .*(?:ApiVersion|Metadata)|Connection setup timed out",
     re.IGNORECASE)
+#: librdkafka's reports that the cluster refused the credentials or TLS set-up, logged at
+#: debug level: the client raises ``streams.topics.AccessRefusedError`` on them, which the
+#: command reports once, instead of every retry saying it again.
+REFUSED = re.compile(r"SASL authentication error|SSL handshake failed", re.IGNORECASE)
 #: Distinct messages remembered by one :class:`KafkaClientFilter`.
 _REMEMBERED = 1000
 _NUMBERS = re.compile(r"\d+")
@@ -50,9 +54,10 @@ class KafkaClientFilter(logging.Filter):
     """Demotes the Kafka clients' harmless messages to debug and rate-limits the rest.
 
     A message that matches :data:`HARMLESS`, or a librdkafka one that matches
-    :data:`UNREACHABLE`, becomes a debug record (dropped unless the root logger is at
-    debug level). Of the others, the same message (numbers aside) is let through once per
-    ``interval`` seconds; the next one that goes through says how many were held back.
+    :data:`UNREACHABLE` or :data:`REFUSED`, becomes a debug record (dropped unless the root
+    logger is at debug level). Of the others, the same message (numbers aside) is let
+    through once per ``interval`` seconds; the next one that goes through says how many
+    were held back.
     Records of other loggers pass unchanged.
     """
 
@@ -64,11 +69,13 @@ class KafkaClientFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # -> (last, held)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(KAFKA_CLIENT_LOGGERS):
+        if not record.name.startswith(KAFKA_CLIENT_LOGGERS) or getattr(
+                record, "step", None) == "kafka":  # the link's own news: once per change
             return True
         message = record.getMessage()
         harmless = HARMLESS.search(message) or (
-            record.name.startswith(KAFKA_LOGGER) and UNREACHABLE.search(message))
+            record.name.startswith(KAFKA_LOGGER)
+            and (UNREACHABLE.search(message) or REFUSED.search(message)))
         if harmless and record.levelno > logging.DEBUG:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         if record.levelno < logging.getLogger().getEffectiveLevel():

@@ -10,7 +10,8 @@ from prometheus_client.registry import Collector
 
 from streams.domain.retention import Snapshot
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0)
 #: event time -> processed: seconds up to a week (a replay of old events lands in +Inf)
 EVENT_AGE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
                      86400.0, 604800.0)
@@ -48,6 +49,9 @@ class Metrics:
         self.events_accepted = Counter(
             "churnwatch_events_accepted_total", "Input events that changed customer state.",
             ["step"], registry=r)
+        self.applied = Counter(
+            "churnwatch_events_applied_total", "Accepted input events applied to customer "
+            "state in event-time order (duplicates included).", ["step"], registry=r)
         self.duplicates = Counter(
             "churnwatch_duplicate_events_total", "Events ignored as recently seen ids.",
             ["step"], registry=r)
@@ -67,8 +71,15 @@ class Metrics:
         self.at_risk = Counter(
             "churnwatch_at_risk_total", "CustomerAtRisk events by likely churn reason and "
             "the team they are routed to.", ["churn_reason", "team"], registry=r)
+        self.registry_retries = Counter(
+            "churnwatch_schema_registry_retries_total", "Attempts to fetch a schema that "
+            "failed because the Schema Registry could not answer (retried with backoff).",
+            registry=r)
+        self.held = Gauge(
+            "churnwatch_events_held", "Accepted events waiting for the low watermark, to be "
+            "applied in event-time order.", registry=r)
         self.processing_seconds = Histogram(
-            "churnwatch_processing_seconds", "Time to process one record in a step.",
+            "churnwatch_processing_seconds", "Time to process one batch of records.",
             ["step"], buckets=LATENCY_BUCKETS, registry=r)
 
         self.event_age = Histogram(

@@ -1,64 +1,33 @@
-"""The per-record steps of the pipeline, free of Faust: agents and in-process replay
-(backtest, tests) call the same functions with different tables.
+"""The per-record step of the pipeline, free of Faust: the worker's ingest agent and the
+in-process replay (backtest, tests) call the same functions.
 
-A table is any mutable mapping of customer-id bytes to serialised state bytes: a Faust
-table in a worker, a dict in process.
+One accepted input event goes through its family's feature state and straight on to the
+customer's health, in one step (:func:`step_event`); a silence check is the same step with
+no event (:func:`step_silence`). The states live in a :class:`CustomerStates`: objects in
+memory, read from the tables once and written back once per batch. A table is any mutable
+mapping of customer-id bytes to serialised state bytes: a Faust table in a worker; the
+replay keeps no tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from streams.domain.buckets import to_ms
-from streams.domain.events import Event
-from streams.domain.features import (
-    EngagementState,
-    ProfileState,
-    PurchaseState,
-    RecentIds,
-    SupportState,
-    dumps,
-    finite,
-    loads,
-)
+from streams.domain.features import ProfileState, dumps, finite, loads
 from streams.domain.health import CustomerHealth, Output, evaluate
 from streams.domain.scoring import ScoringConfig
-from streams.settings import (
-    TOPIC_ENGAGEMENT,
-    TOPIC_PROFILE,
-    TOPIC_PURCHASES,
-    TOPIC_SUPPORT,
-    Settings,
-)
+from streams.families import BY_RECORD_TYPE, REGISTRY, Family, FamilyEvent, FeatureState
+from streams.settings import Settings
 
 Table = MutableMapping[bytes, bytes]
-PROFILE_TABLE = "profile-features"
 HEALTH_TABLE = "customer-health"
 #: The latest event time of each input partition, kept so that a restarted worker goes on
 #: with the same watermarks (key ``topic/partition``, value milliseconds as text).
 WATERMARK_TABLE = "watermarks"
-
-
-class FeatureState(Protocol):
-    def apply(self, event: Any) -> bool: ...
-    def signals(self) -> dict[str, float]: ...
-    def to_json(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureFamily:
-    """One event family: where it comes from and how its state is kept."""
-
-    family: str  # signal name prefix, e.g. "purchase"
-    step: str  # stable processing step name (log field and metric label)
-    topic: str  # logical input topic
-    record_type: str  # Avro record type expected on the topic
-    table: str  # state table name
-    new_state: Callable[[Settings], FeatureState]
-    load_state: Callable[[dict[str, Any], Settings], FeatureState]
 
 
 def id_window(settings: Settings) -> int:
@@ -67,27 +36,10 @@ def id_window(settings: Settings) -> int:
     return (settings.allowed_lateness_s + settings.max_future_s) * 1000
 
 
-PURCHASES = FeatureFamily(
-    "purchase", "purchases", TOPIC_PURCHASES, "Purchase", "purchase-features",
-    new_state=lambda s: PurchaseState(RecentIds(id_window(s)), s.history_weeks),
-    load_state=lambda d, s: PurchaseState.from_json(d, id_window(s), s.history_weeks))
-ENGAGEMENT = FeatureFamily(
-    "engagement", "engagement", TOPIC_ENGAGEMENT, "Engagement", "engagement-features",
-    new_state=lambda s: EngagementState(RecentIds(id_window(s)), s.history_weeks),
-    load_state=lambda d, s: EngagementState.from_json(d, id_window(s), s.history_weeks))
-SUPPORT = FeatureFamily(
-    "support", "support", TOPIC_SUPPORT, "SupportEvent", "support-features",
-    new_state=lambda s: SupportState(RecentIds(id_window(s)), s.history_weeks),
-    load_state=lambda d, s: SupportState.from_json(d, id_window(s), s.history_weeks))
-PROFILE = FeatureFamily(
-    "profile", "profile", TOPIC_PROFILE, "ProfileChange", PROFILE_TABLE,
-    new_state=lambda s: ProfileState(RecentIds(id_window(s))),
-    load_state=lambda d, s: ProfileState.from_json(d, id_window(s)))
-
-#: Every feature family, by the Avro record type it reads.
-FAMILIES = {f.record_type: f for f in (PURCHASES, ENGAGEMENT, SUPPORT, PROFILE)}
+#: Every feature family, by the Avro record type it reads (see streams.families).
+FAMILIES = BY_RECORD_TYPE
 #: Every per-customer table a worker keeps (each has a changelog topic).
-TABLES = (*(f.table for f in FAMILIES.values()), HEALTH_TABLE, WATERMARK_TABLE)
+TABLES = (*(f.table for f in REGISTRY), HEALTH_TABLE, WATERMARK_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,68 +50,41 @@ class FeatureResult:
     profile: dict[str, Any] | None = None
 
 
-def apply_event(family: FeatureFamily, state: FeatureState | None, event: Event,
+def apply_event(family: Family, state: FeatureState | None, event: FamilyEvent,
                 settings: Settings) -> tuple[FeatureState, FeatureResult]:
     """Apply one accepted event to a customer's feature state (a new one when None)."""
     if state is None:
-        state = family.new_state(settings)
+        state = family.new_state(id_window(settings), settings.history_weeks)
     if not state.apply(event):
         return state, FeatureResult(False, {})
     profile = state.snapshot() if isinstance(state, ProfileState) else None
     return state, FeatureResult(True, finite(state.signals()), profile)
 
 
-def feature_step(family: FeatureFamily, table: Table, event: Event,
-                 settings: Settings) -> FeatureResult:
-    """Apply one accepted event to its customer's feature state in ``table``."""
-    key = event.customer_id.encode()
-    raw = table.get(key)
-    current = None if raw is None else family.load_state(loads(raw), settings)
-    state, result = apply_event(family, current, event, settings)
-    if result.changed:
-        table[key] = dumps(state.to_json())
-    return result
-
-
-def signal_update(event: Event, family: str, signals: dict[str, float],
+def signal_update(event: FamilyEvent, family: str, signals: dict[str, float],
                   profile: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The SignalUpdate record a feature step publishes for the scorer. A profile update
-    carries the profile itself: the scorer keeps its own copy, so it always scores with
-    the profile its updates describe, never with one another agent has already moved on."""
+    """What one feature step tells the scorer: the family's signals as of the event and,
+    for a profile change, the profile itself (the scorer keeps its own copy, so it always
+    scores with the profile its updates describe)."""
     return {"event_id": event.event_id, "customer_id": event.customer_id,
             "occurred_at": event.occurred_at, "family": family, "signals": signals,
-            "profile": dumps(profile).decode() if profile is not None else None}
+            "profile": profile}
 
 
 CLOCK_FAMILY = "clock"
-ERASURE_FAMILY = "erasure"
 
 
 def tick_update(customer_id: str, now: datetime) -> dict[str, Any]:
-    """The SignalUpdate a silence timer sends: no signals, just "run the silence checks
-    due by ``now``" (see :func:`score_update`)."""
+    """The update of a silence check: no signals, just "run the silence checks due by
+    ``now``" (see :func:`score_update`)."""
     return {"event_id": f"timer:{to_ms(now)}", "customer_id": customer_id,
             "occurred_at": now, "family": CLOCK_FAMILY, "signals": {}, "profile": None}
-
-
-def erasure_marker(event: Event) -> dict[str, Any]:
-    """The SignalUpdate that tells the scorer, in order, to forget a customer."""
-    return {"event_id": event.event_id, "customer_id": event.customer_id,
-            "occurred_at": event.occurred_at, "family": ERASURE_FAMILY, "signals": {},
-            "profile": None}
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
-    outputs: list[Output]
-    due_ms: int | None  # when to check this customer again, None for never
-    erased: bool = False  # the customer was forgotten: send tombstones
 
 
 def score_update(health: CustomerHealth | None, update: dict[str, Any],
                  scoring: ScoringConfig, settings: Settings,
                  partition: int = 0) -> tuple[CustomerHealth | None, list[Output]]:
-    """Merge one SignalUpdate (or a timer tick) into a customer's health and evaluate it.
+    """Merge one signal update (or a silence check) into a customer's health and evaluate it.
 
     Silence checks that fell due before the update's time run first, one per due time in
     order, each as of its own due time. So a customer's evaluations depend only on its own
@@ -189,7 +114,7 @@ def score_update(health: CustomerHealth | None, update: dict[str, Any],
         health.update_signals(update["family"], at_ms, finite(dict(update["signals"])))
         profile = update.get("profile")
         if profile is not None:
-            health.profile = ProfileState.from_json(loads(profile.encode()), 0)
+            health.profile = ProfileState.from_json(profile, 0)
         health.partition = partition
         outputs.extend(evaluate(
             health, scoring, customer_id=customer_id, at_ms=at_ms, profile=health.profile,
@@ -197,19 +122,158 @@ def score_update(health: CustomerHealth | None, update: dict[str, Any],
     return health, outputs
 
 
-def score_step(health_table: Table, update: dict[str, Any], scoring: ScoringConfig,
-               settings: Settings, partition: int = 0) -> ScoreResult:
-    """:func:`score_update` on a customer's state kept in tables (a worker's scorer)."""
-    customer_id: str = update["customer_id"]
-    key = customer_id.encode()
-    if update["family"] == ERASURE_FAMILY:
-        health_table.pop(key, None)
-        return ScoreResult([], None, erased=True)
-    raw = health_table.get(key)
-    health, outputs = score_update(
-        None if raw is None else CustomerHealth.from_json(loads(raw)),
-        update, scoring, settings, partition)
+_UNREAD: Any = object()
+
+
+class CustomerStates:
+    """Each customer's state objects (one per family, and its health), read from the
+    tables at first use and kept in memory; :meth:`changed` lists what to write back.
+
+    ``tables`` None keeps everything in memory only (the replay). With tables (a worker),
+    at most ``keep`` customers stay in memory between batches, and the worker clears it
+    all after a rebalance: another worker may have changed them since.
+    """
+
+    def __init__(self, settings: Settings, tables: Mapping[str, Table] | None = None,
+                 keep: int | None = None) -> None:
+        self.settings = settings
+        self._tables = tables
+        self._keep = keep
+        self.features: dict[str, dict[str, FeatureState | None]] = {
+            f.table: {} for f in REGISTRY}
+        self.health: dict[str, CustomerHealth | None] = {}
+        self._changed: dict[str, tuple[int, set[str]]] = {}  # customer -> partition, tables
+
+    def _read(self, table: str, customer: str) -> dict[str, Any] | None:
+        assert self._tables is not None
+        raw = self._tables[table].get(customer.encode())
+        return None if raw is None else loads(raw)
+
+    def feature(self, family: Family, customer: str) -> FeatureState | None:
+        states = self.features[family.table]
+        if self._tables is None:
+            return states.get(customer)
+        state = states.get(customer, _UNREAD)
+        if state is _UNREAD:
+            data = self._read(family.table, customer)
+            state = states[customer] = (None if data is None else family.load_state(
+                data, id_window(self.settings), self.settings.history_weeks))
+        return state  # type: ignore[no-any-return]
+
+    def customer_health(self, customer: str) -> CustomerHealth | None:
+        if self._tables is None:
+            return self.health.get(customer)
+        health = self.health.get(customer, _UNREAD)
+        if health is _UNREAD:
+            data = self._read(HEALTH_TABLE, customer)
+            health = self.health[customer] = (None if data is None
+                                              else CustomerHealth.from_json(data))
+        return health  # type: ignore[no-any-return]
+
+    def _mark(self, customer: str, partition: int, table: str) -> None:
+        if self._tables is None:
+            return
+        entry = self._changed.get(customer)
+        if entry is None:
+            self._changed[customer] = (partition, {table})
+        else:
+            entry[1].add(table)
+
+    def set_feature(self, family: Family, customer: str, state: FeatureState,
+                    partition: int) -> None:
+        self.features[family.table][customer] = state
+        self._mark(customer, partition, family.table)
+
+    def set_health(self, customer: str, health: CustomerHealth, partition: int) -> None:
+        self.health[customer] = health
+        self._mark(customer, partition, HEALTH_TABLE)
+
+    def erase(self, customer: str, partition: int) -> None:
+        """Forget everything about a customer (its table entries are deleted on write)."""
+        for table, states in self.features.items():
+            states[customer] = None
+            self._mark(customer, partition, table)
+        self.health[customer] = None
+        self._mark(customer, partition, HEALTH_TABLE)
+
+    def changed(self) -> dict[int, list[str]]:
+        """The customers changed since the last :meth:`write`, by partition."""
+        out: dict[int, list[str]] = {}
+        for customer, (partition, _) in self._changed.items():
+            out.setdefault(partition, []).append(customer)
+        return out
+
+    def write(self, customers: Iterable[str]) -> None:
+        """Write these changed customers to the tables (a worker calls it in the stream
+        context of their partition): each table entry once, or its deletion."""
+        if self._tables is None:
+            return
+        for customer in customers:
+            _, tables = self._changed.pop(customer)
+            key = customer.encode()
+            for table in tables:
+                state: Any = (self.health[customer] if table == HEALTH_TABLE
+                              else self.features[table][customer])
+                if state is None:
+                    self._tables[table].pop(key, None)
+                else:
+                    self._tables[table][key] = dumps(state.to_json())
+
+    def trim(self) -> None:
+        """Keep at most ``keep`` customers in memory (the oldest read go first)."""
+        if self._keep is None or len(self.health) <= self._keep:
+            return
+        drop = [c for c in self.health if c not in self._changed][: len(self.health) - self._keep]
+        for customer in drop:
+            del self.health[customer]
+            for states in self.features.values():
+                states.pop(customer, None)
+
+    def clear(self) -> None:
+        """Forget every state held in memory (after a rebalance); unwritten changes too."""
+        for states in self.features.values():
+            states.clear()
+        self.health.clear()
+        self._changed.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    changed: bool  # False for a duplicate event id
+    outputs: list[Output]
+    due_ms: int | None  # when to check this customer's silence next, None for never
+
+
+UNCHANGED = StepResult(False, [], None)
+
+
+def step_event(states: CustomerStates, family: Family, event: FamilyEvent,
+               scoring: ScoringConfig, partition: int = 0) -> StepResult:
+    """Apply one accepted event to its customer's feature state, then score the customer
+    with the family's new signals: the whole pipeline for one input record."""
+    customer = event.customer_id
+    settings = states.settings
+    state, result = apply_event(family, states.feature(family, customer), event, settings)
+    if not result.changed:
+        return UNCHANGED
+    states.set_feature(family, customer, state, partition)
+    if not result.signals:
+        return StepResult(True, [], None)
+    update = signal_update(event, family.name, result.signals, result.profile)
+    health, outputs = score_update(states.customer_health(customer), update, scoring,
+                                   settings, partition)
+    assert health is not None  # an event always leaves a health behind
+    states.set_health(customer, health, partition)
+    return StepResult(True, outputs, health.due_ms)
+
+
+def step_silence(states: CustomerStates, customer: str, now: datetime,
+                 scoring: ScoringConfig, partition: int = 0) -> StepResult:
+    """Run a customer's silence checks due by ``now``."""
+    health, outputs = score_update(states.customer_health(customer),
+                                   tick_update(customer, now), scoring, states.settings,
+                                   partition)
     if health is None:
-        return ScoreResult([], None)
-    health_table[key] = dumps(health.to_json())
-    return ScoreResult(outputs, health.due_ms)
+        return UNCHANGED
+    states.set_health(customer, health, partition)
+    return StepResult(True, outputs, health.due_ms)

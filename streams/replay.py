@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from streams.domain.buckets import to_ms
 from streams.domain.clock import EventTimeClock
@@ -21,19 +21,17 @@ from streams.domain.events import (
     InvalidEvent,
     Rejection,
     check_event_time,
-    parse_event,
 )
 from streams.domain.features import dumps
 from streams.domain.health import CustomerHealth, Output
 from streams.domain.scoring import ScoringConfig, load_config
+from streams.families import FeatureState, parse_event
 from streams.pipeline import (
     FAMILIES,
     HEALTH_TABLE,
-    FeatureState,
-    apply_event,
-    score_update,
-    signal_update,
-    tick_update,
+    CustomerStates,
+    step_event,
+    step_silence,
 )
 from streams.settings import Settings
 
@@ -46,10 +44,12 @@ class LocalPipeline:
         self.scoring = scoring if scoring is not None else load_config(settings.scoring_config)
         self.lateness = timedelta(seconds=settings.allowed_lateness_s)
         self.max_future = timedelta(seconds=settings.max_future_s)
-        self.clock = EventTimeClock(self.lateness)
-        self.features: dict[str, dict[str, FeatureState]] = {
-            f.table: {} for f in FAMILIES.values()}
-        self.health: dict[str, CustomerHealth] = {}
+        # one stream, read in order: nothing is out of order, and no record is an outlier
+        self.clock = EventTimeClock(self.lateness, max_jump=None)
+        self.states = CustomerStates(settings)
+        # the replay keeps no tables, so it never holds a None state: its dicts are typed so
+        self.features = cast(dict[str, dict[str, FeatureState]], self.states.features)
+        self.health = cast(dict[str, CustomerHealth], self.states.health)
         self.rejections: list[Rejection] = []
         self.due = DueIndex()
         self._wall_now = datetime.now(UTC)
@@ -61,9 +61,11 @@ class LocalPipeline:
     @property
     def tables(self) -> dict[str, dict[bytes, bytes]]:
         """Every state table as a worker would hold it (customer id bytes -> JSON bytes)."""
-        out = {name: {c.encode(): dumps(s.to_json()) for c, s in states.items()}
+        out = {name: {c.encode(): dumps(s.to_json()) for c, s in states.items()
+                      if s is not None}
                for name, states in self.features.items()}
-        out[HEALTH_TABLE] = {c.encode(): dumps(h.to_json()) for c, h in self.health.items()}
+        out[HEALTH_TABLE] = {c.encode(): dumps(h.to_json()) for c, h in self.health.items()
+                             if h is not None}
         return out
 
     def process(self, type_name: str, record: Mapping[str, Any]) -> list[Output]:
@@ -87,24 +89,10 @@ class LocalPipeline:
             self.due.forget(customer)
             return []
         self.clock.observe(event.occurred_at)
-        family = FAMILIES[type_name]
-        states = self.features[family.table]
-        state, result = apply_event(family, states.get(customer), event, self.settings)
-        states[customer] = state
-        if not result.changed or not result.signals:
-            return []
-        return self._score(signal_update(event, family.family, result.signals,
-                                         result.profile))
-
-    def _score(self, update: dict[str, Any]) -> list[Output]:
-        customer = update["customer_id"]
-        health, outputs = score_update(self.health.get(customer), update, self.scoring,
-                                       self.settings)
-        if health is not None:
-            self.health[customer] = health
-            if health.due_ms is not None:
-                self.due.schedule(customer, health.due_ms, 0)
-        return outputs
+        result = step_event(self.states, FAMILIES[type_name], event, self.scoring)
+        if result.due_ms is not None:
+            self.due.schedule(customer, result.due_ms, 0)
+        return result.outputs
 
     def tick(self, now: datetime | None = None) -> list[Output]:
         """Run the silence checks due by ``now`` (default: the event-time watermark)."""
@@ -113,7 +101,10 @@ class LocalPipeline:
             return []
         outputs: list[Output] = []
         for customer_id, _ in self.due.pop_due(to_ms(now), limit=len(self.due)):
-            outputs.extend(self._score(tick_update(customer_id, now)))
+            result = step_silence(self.states, customer_id, now, self.scoring)
+            if result.due_ms is not None:
+                self.due.schedule(customer_id, result.due_ms, 0)
+            outputs.extend(result.outputs)
         return outputs
 
     def run(self, records: Iterable[tuple[str, Mapping[str, Any]]], *,

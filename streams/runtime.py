@@ -7,43 +7,48 @@ module's ``register`` function; nothing here is module-global.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 from aiokafka.partitioner import murmur2
 
 from streams.broker_link import BrokerLink
-from streams.codec import Codec, build_codec
+from streams.codec import Codec, RegistryUnavailable, build_codec
 from streams.domain.buckets import from_ms, to_ms
 from streams.domain.clock import Clock, make_clock
 from streams.domain.due import DueIndex
-from streams.domain.events import Event, Rejection
+from streams.domain.events import Rejection
 from streams.domain.scoring import ScoringConfig, load_config
+from streams.families import FamilyEvent
 from streams.intake import dead_letter_record, intake
 from streams.logs import customer_ref
 from streams.metrics import Metrics
-from streams.pipeline import WATERMARK_TABLE, signal_update
+from streams.pipeline import WATERMARK_TABLE
 from streams.settings import (
     TOPIC_AT_RISK,
     TOPIC_CHAMPIONS,
     TOPIC_DEAD_LETTER,
     TOPIC_HEALTH,
     TOPIC_RECOVERED,
-    TOPIC_SIGNALS,
+    TOPIC_TICKS,
     Settings,
 )
 
+if TYPE_CHECKING:
+    from streams.ingest import Ingest
+
 log = logging.getLogger("churnwatch")
-INPUT_TS_HEADER = "churnwatch.input_ts"
 #: a worker reports not ready for this long after an agent crashed
 CRASH_WINDOW_S = 60.0
-#: an input partition's latest event time is written to the watermark table each time it
-#: has moved on by this much event time (so a restart may find it up to this far behind)
-WATERMARK_STEP_MS = 3_600_000
+
+#: first wait, and longest, between attempts to reach an unavailable Schema Registry
+REGISTRY_RETRY_S = 0.5
+REGISTRY_RETRY_MAX_S = 30.0
 
 #: Output record type -> logical topic.
 OUTPUT_TOPIC_OF = {
@@ -64,16 +69,6 @@ class Message(Protocol):
     headers: Any
 
 
-def header(message: Message, name: str) -> bytes | None:
-    """A header's value of a consumed message (Faust gives a list of pairs or a dict)."""
-    headers = message.headers or []
-    items = headers.items() if isinstance(headers, dict) else headers
-    for key, value in items:
-        if key == name:
-            return bytes(value) if value is not None else None
-    return None
-
-
 class Runtime:
     """Per-process shared services for the agents."""
 
@@ -85,7 +80,9 @@ class Runtime:
         self.codec = codec if codec is not None else build_codec(settings)
         self.scoring = scoring if scoring is not None else load_config(settings.scoring_config)
         lateness = timedelta(seconds=settings.allowed_lateness_s)
-        self.clock = clock if clock is not None else make_clock(settings.clock, lateness)
+        self.clock = clock if clock is not None else make_clock(
+            settings.clock, lateness, grace_s=settings.order_grace_s,
+            max_jump=timedelta(seconds=settings.max_jump_s))
         self.max_future = timedelta(seconds=settings.max_future_s)
         self.metrics = metrics if metrics is not None else Metrics()
         self._topics: dict[str, faust.TopicT] = {}
@@ -99,6 +96,7 @@ class Runtime:
         self.watermarks = self.table(WATERMARK_TABLE, "latest event time per input partition")
         self._kept: dict[tuple[str, int], int] = {}  # ms last written per input partition
         self.watermarks_stale = True  # read them again after a rebalance
+        self.ingest: Ingest | None = None  # the ingest agent's state, once registered
 
     def watch(self, agent: Any) -> Any:
         """Have an agent's crashes counted and reported by /ready (Faust's own error
@@ -161,15 +159,14 @@ class Runtime:
         return self.tables[name]
 
     # -- intake --------------------------------------------------------------------------
-    async def accept(self, message: Message, expected: str, step: str) -> Event | None:
+    async def accept(self, message: Message, expected: str, step: str) -> FamilyEvent | None:
         """Decode and validate one input record; route it away and return None if bad.
 
         A record whose Kafka key is not its customer id is re-sent with the right key (so
         that all of a customer's state stays on one partition) and not processed here.
         """
         self.metrics.events_consumed.labels(message.topic, step).inc()
-        if self.watermarks_stale and self.recovered():
-            self.restore_watermarks()
+        await self.schema_ready(message.value)
         stream = (message.topic, message.partition)
         result = intake(message.value, expected, codec=self.codec, clock=self.clock,
                         max_future=self.max_future, wall_now=datetime.now(UTC),
@@ -177,7 +174,6 @@ class Runtime:
         if isinstance(result, Rejection):
             await self.dead_letter(message, result, step)
             return None
-        self.keep_watermark(stream)
         age = datetime.now(UTC) - result.occurred_at
         self.metrics.event_age.labels(step).observe(max(0.0, age.total_seconds()))
         key = result.customer_id.encode()
@@ -191,23 +187,48 @@ class Runtime:
             return None
         return result
 
+    async def schema_ready(self, raw: bytes | None) -> None:
+        """With a Schema Registry: fetch the schema ``raw`` is framed with when it is not
+        known yet, off the event loop, retrying with backoff while the registry cannot
+        answer (its outage delays records; it never dead-letters them). An id the
+        registry does not know is remembered, and the record is dead-lettered by intake."""
+        missing = getattr(self.codec, "missing_schema", None)
+        if missing is None or (schema_id := missing(raw)) is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = REGISTRY_RETRY_S
+        while True:
+            try:
+                await loop.run_in_executor(None, self.codec.fetch_schema, schema_id)  # type: ignore[attr-defined]
+            except RegistryUnavailable as exc:
+                if delay == REGISTRY_RETRY_S:
+                    log.error("Schema Registry unavailable, retrying with backoff: %s", exc,
+                              extra={"step": "intake"})
+                self.metrics.registry_retries.inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REGISTRY_RETRY_MAX_S)
+                continue
+            if delay != REGISTRY_RETRY_S:
+                log.warning("Schema Registry answers again", extra={"step": "intake"})
+            return
+
     def keep_watermark(self, stream: tuple[str, int]) -> None:
         """Write an input partition's latest event time to the watermark table when it has
-        moved on by :data:`WATERMARK_STEP_MS` since it was last written (in stream context:
-        the table's changelog partition is the input record's)."""
+        moved (in the stream context of that partition: the table's changelog partition)."""
         latest = self.clock.latest(stream)
         if latest is None:
             return
         ms = to_ms(latest)
-        if ms - self._kept.get(stream, ms - WATERMARK_STEP_MS) >= WATERMARK_STEP_MS:
+        if ms > self._kept.get(stream, -1):
             self.watermarks[f"{stream[0]}/{stream[1]}".encode()] = str(ms).encode()
             self._kept[stream] = ms
 
-    def restore_watermarks(self) -> int:
+    def restore_watermarks(self, held: set[tuple[str, int]] | None = None) -> int:
         """Give the clock the latest event times kept for the input partitions this worker
         holds (after a restart or a rebalance, once the tables are recovered): its lateness
         bound and its silence checks go on from where they were, before any new input."""
-        held = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        if held is None:
+            held = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
         count = 0
         for key, raw in self.watermarks.items():
             topic, _, partition = key.decode().rpartition("/")
@@ -250,21 +271,9 @@ class Runtime:
         return customer_ref(customer_id, hashed=self.settings.hash_customer_ids_in_logs)
 
     # -- outputs ---------------------------------------------------------------------------
-    async def send_signals(self, *, event: Event, family: str, message: Message,
-                           signals: dict[str, float],
-                           profile: dict[str, Any] | None = None) -> None:
-        """Publish a SignalUpdate on the partition the source event came from, carrying
-        the input record's append time for the end-to-end latency."""
-        record = signal_update(event, family, signals, profile)
-        await self.send_update(record, message.partition,
-                               input_ms=int(message.timestamp * 1000))
-
-    async def send_update(self, record: dict[str, Any], partition: int,
-                          input_ms: int | None = None) -> None:
-        headers = [] if input_ms is None else [(INPUT_TS_HEADER, str(input_ms).encode())]
-        await self.topic(TOPIC_SIGNALS).send(
-            key=record["customer_id"].encode(), value=self.codec.encode("SignalUpdate", record),
-            partition=partition, headers=headers)
+    async def send_tick(self, partition: int) -> None:
+        """Give the ingest agent a turn on ``partition`` (see streams.ingest)."""
+        await self.topic(TOPIC_TICKS).send(key=None, value=b"", partition=partition)
 
     async def publish(self, outputs: list[tuple[str, dict[str, Any]]], step: str,
                       input_ms: int | None = None) -> None:

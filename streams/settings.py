@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.families import ERASURE_TOPIC, REGISTRY, engagement, profile, purchases, support
+
 #: Logical topic names; the configured prefix is put in front of each.
-TOPIC_PURCHASES = "customer.purchases"
-TOPIC_ENGAGEMENT = "customer.engagement"
-TOPIC_SUPPORT = "customer.support"
-TOPIC_PROFILE = "customer.profile"
-TOPIC_ERASURE = "customer.erasure"
-TOPIC_SIGNALS = "churnwatch.signals"
+TOPIC_PURCHASES = purchases.FAMILY.topic  # the families' topics, named where tests need one
+TOPIC_ENGAGEMENT = engagement.FAMILY.topic
+TOPIC_SUPPORT = support.FAMILY.topic
+TOPIC_PROFILE = profile.FAMILY.topic
+TOPIC_ERASURE = ERASURE_TOPIC
+TOPIC_TICKS = "churnwatch.ticks"
 TOPIC_HEALTH = "customer.health"
 TOPIC_AT_RISK = "customer.at-risk"
 TOPIC_RECOVERED = "customer.recovered"
 TOPIC_CHAMPIONS = "customer.champions"
 TOPIC_DEAD_LETTER = "churnwatch.dead-letter"
 
-INPUT_TOPICS = (TOPIC_PURCHASES, TOPIC_ENGAGEMENT, TOPIC_SUPPORT, TOPIC_PROFILE, TOPIC_ERASURE)
+#: Every input topic: one per registered family, and erasure requests.
+INPUT_TOPICS = (*(f.topic for f in REGISTRY), TOPIC_ERASURE)
 OUTPUT_TOPICS = (TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS,
                  TOPIC_DEAD_LETTER)
-ALL_TOPICS = (*INPUT_TOPICS, TOPIC_SIGNALS, *OUTPUT_TOPICS)
+ALL_TOPICS = (*INPUT_TOPICS, TOPIC_TICKS, *OUTPUT_TOPICS)
 
 
 class Settings(BaseSettings):
@@ -50,6 +54,35 @@ class Settings(BaseSettings):
     kafka_timeout_s: float = Field(
         30.0, gt=0, description="Seconds a command waits for the Kafka cluster to answer "
         "before it gives up with one line and exit code 1."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client of churnwatch connects: PLAINTEXT, "
+        "SSL (TLS), SASL_PLAINTEXT or SASL_SSL (user name and password, over TLS)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism for SASL_PLAINTEXT and SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, min_length=1, description="SASL user name (needed by the SASL protocols)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (needed by the SASL protocols)."
+    )
+    kafka_ssl_ca_file: FilePath | None = Field(
+        None, description="PEM file of the CA certificate(s) the brokers' certificates are "
+        "checked against, for SSL and SASL_SSL; unset: the system's trusted CAs."
+    )
+    kafka_ssl_cert_file: FilePath | None = Field(
+        None, description="PEM file of this client's certificate, for brokers that require "
+        "TLS client authentication (with CHURN_KAFKA_SSL_KEY_FILE)."
+    )
+    kafka_ssl_key_file: FilePath | None = Field(
+        None, description="PEM file of the unencrypted private key of "
+        "CHURN_KAFKA_SSL_CERT_FILE."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to. "
+        "Turn off only for brokers whose certificates lack their addresses."
     )
     topic_prefix: str = Field("", description="Prefix put in front of every topic name.")
     partitions: int = Field(8, ge=1, description="Partition count of every churnwatch topic.")
@@ -94,6 +127,25 @@ class Settings(BaseSettings):
     score_step: float = Field(
         5.0, ge=0, description="Publish HealthScoreChanged when the score moves by more."
     )
+    max_jump_s: int = Field(
+        7 * 86400, gt=0, description="On the event clock, a record more than this far "
+        "ahead of every input is an outlier: held, without moving the clock, until its "
+        "partition's next record confirms it (or refutes it: dead letter clock_outlier)."
+    )
+    order_grace_s: float = Field(
+        0.1, ge=0, description="A partition read to its end stops holding back the event-time "
+        "order after this many seconds without a record."
+    )
+    batch_size: int = Field(
+        500, ge=1, description="Records the ingest agent takes at most per batch."
+    )
+    batch_wait_s: float = Field(
+        0.02, gt=0, description="Seconds the ingest agent waits to fill a batch."
+    )
+    state_cache: int = Field(
+        100_000, ge=0, description="Customers whose state objects a worker keeps in memory "
+        "between batches."
+    )
     lapse_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between silence (lapse) timer ticks."
     )
@@ -123,6 +175,31 @@ class Settings(BaseSettings):
         if not value.startswith(("rocksdb://", "memory://")):
             raise ValueError("store must be rocksdb:// or memory://")
         return value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            if not (self.kafka_sasl_username and self.kafka_sasl_password
+                    and self.kafka_sasl_password.get_secret_value()):
+                raise ValueError(f"CHURN_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                                 "CHURN_KAFKA_SASL_USERNAME and CHURN_KAFKA_SASL_PASSWORD")
+        elif self.kafka_sasl_username or self.kafka_sasl_password:
+            raise ValueError("CHURN_KAFKA_SASL_USERNAME and CHURN_KAFKA_SASL_PASSWORD need "
+                             "CHURN_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT")
+        tls_files = (self.kafka_ssl_ca_file, self.kafka_ssl_cert_file, self.kafka_ssl_key_file)
+        if not protocol.endswith("SSL") and any(tls_files):
+            raise ValueError("CHURN_KAFKA_SSL_*_FILE need "
+                             "CHURN_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("CHURN_KAFKA_SSL_CERT_FILE and CHURN_KAFKA_SSL_KEY_FILE go "
+                             "together")
+        return self
 
     @model_validator(mode="after")
     def _lookup_needs_a_token(self) -> Settings:

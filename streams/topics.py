@@ -30,9 +30,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streams.logs import kafka_logger
 from streams.pipeline import TABLES
+from streams.security import REFUSALS, client_config
 from streams.settings import ALL_TOPICS, Settings
 
 __all__ = [
+    "AccessRefusedError",
     "BrokerUnreachableError",
     "MissingTopicsError",
     "TopicMismatchError",
@@ -65,6 +67,36 @@ class BrokerUnreachableError(TopicsError):
             "(for a local broker: scripts/kafka-local.sh start DIR prints the address); "
             "CHURN_KAFKA_TIMEOUT_S sets the wait."
         )
+
+
+class AccessRefusedError(BrokerUnreachableError):
+    """The cluster refused churnwatch's credentials or TLS set-up.
+
+    Raised as soon as the client reports it, without waiting for the timeout: unlike a
+    broker that is down, retrying cannot help. It is a :class:`BrokerUnreachableError`,
+    so every command that fails with one line on an unreachable cluster does so here too.
+    """
+
+    def __init__(self, bootstrap: str, cause: str) -> None:
+        self.bootstrap = bootstrap
+        self.timeout = 0.0
+        TopicsError.__init__(
+            self,
+            f"Kafka at {bootstrap} refused the connection ({cause}). Check "
+            "CHURN_KAFKA_SECURITY_PROTOCOL, CHURN_KAFKA_SASL_* and CHURN_KAFKA_SSL_* "
+            "(docs/operations.md, \"Secure clusters\")."
+        )
+
+    @classmethod
+    def raise_on_refusal(cls, bootstrap: str) -> Callable[[KafkaError], None]:
+        """An ``error_cb`` for a confluent-kafka client that raises this error (from the
+        client's ``poll``, ``consume`` or ``flush``) when the cluster refuses it."""
+
+        def error_cb(error: KafkaError) -> None:
+            if error.code() in REFUSALS:
+                raise cls(bootstrap, error.str())
+
+        return error_cb
 
 
 class TopicMismatchError(TopicsError):
@@ -144,7 +176,8 @@ def physical_topics(settings: Settings) -> list[str]:
 
 def wait_for_cluster(settings: Settings, timeout: float | None = None) -> ClusterMetadata:
     """The cluster's metadata, once it answers; :class:`BrokerUnreachableError` if it does
-    not within ``timeout`` seconds (default: ``settings.kafka_timeout_s``)."""
+    not within ``timeout`` seconds (default: ``settings.kafka_timeout_s``), at once
+    :class:`AccessRefusedError` if it refuses the credentials or TLS set-up."""
     wait = settings.kafka_timeout_s if timeout is None else timeout
     return _metadata(make_admin(settings), settings, time.monotonic() + wait, wait)
 
@@ -177,6 +210,7 @@ def ensure_topics(
 
     Raises:
         BrokerUnreachableError: The cluster did not answer in time.
+        AccessRefusedError: The cluster refused the credentials or TLS set-up.
         TopicMismatchError: An existing topic has another partition count.
         MissingTopicsError: Topics are missing and ``create`` is false.
         TopicsError: The cluster refused to create a topic, or it did not appear in time.
@@ -275,9 +309,14 @@ def delete_topics(
 
 
 def make_admin(settings: Settings) -> AdminClient:
-    """An admin client for ``settings``' cluster that logs through churnwatch's logging."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap,
-                              "logger": kafka_logger()}
+    """An admin client for ``settings``' cluster that logs through churnwatch's logging;
+    its calls raise :class:`AccessRefusedError` once the cluster refuses it."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        **client_config(settings),
+        "logger": kafka_logger(),
+        "error_cb": AccessRefusedError.raise_on_refusal(settings.kafka_bootstrap),
+    }
     return AdminClient(config)
 
 

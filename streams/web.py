@@ -9,6 +9,7 @@ worker asked for a customer whose partition it does not hold (yet) answers 503.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -43,6 +44,10 @@ def register(app: faust.App, rt: Runtime) -> None:
         return web.json({"status": "not ready", "reason": problem}, status=503)
 
     async def kafka_link() -> None:
+        # a worker with nothing to send may not try the broker for a while: probe it, so
+        # that an outage is told (and /ready says so) whatever the worker is doing
+        if not await reachable(rt.settings.kafka_bootstrap):
+            rt.broker.failed()
         rt.broker.check()  # tells when Kafka is back, even with nobody asking /ready
 
     app.timer(1.0, name="churnwatch.kafka_link")(kafka_link)
@@ -57,6 +62,22 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     if rt.settings.lookup_enabled:
         register_lookup(app, rt)
+
+
+async def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection to any of the bootstrap servers opens within ``timeout``."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            continue
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)),
+                                               timeout)
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
 
 
 def register_lookup(app: faust.App, rt: Runtime) -> None:

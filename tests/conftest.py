@@ -10,9 +10,6 @@ never start Java.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,29 +17,11 @@ from typing import Any
 
 import pytest
 
+from streams.processes import BrokerError, free_port, owned_env, start_broker, stop_broker
 from streams.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local.sh"
 
 #: Set it to run the tests against an existing cluster instead of a local broker.
 EXTERNAL_BOOTSTRAP_ENV = "CHURN_TEST_KAFKA_BOOTSTRAP"
-
-
-def kafka_local_env(**extra: str) -> dict[str, str]:
-    """Environment for ``scripts/kafka-local.sh``: this interpreter does the readiness check."""
-    env = dict(os.environ)
-    env["CHURN_PYTHON"] = sys.executable
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -54,36 +33,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
 
     broker_dir = tmp_path_factory.mktemp("kafka")
-    env = kafka_local_env(CHURN_KAFKA_OWNER_PID=str(os.getpid()))
+    env = owned_env()
     env.pop("CHURN_KAFKA_PORT", None)  # a test broker always takes a free port
     env.pop("CHURN_KAFKA_CONTROLLER_PORT", None)
     try:
-        started = subprocess.run(
-            [str(KAFKA_LOCAL), "start", str(broker_dir)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if started.returncode != 0:
-            pytest.fail(
-                f"scripts/kafka-local.sh start failed (exit {started.returncode}):\n"
-                f"{started.stderr}",
-                pytrace=False,
-            )
-        bootstrap = started.stdout.strip()
+        try:
+            bootstrap = start_broker(broker_dir, env=env, timeout=300)
+        except BrokerError as exc:
+            pytest.fail(str(exc), pytrace=False)
         yield bootstrap
     finally:
-        subprocess.run(
-            [str(KAFKA_LOCAL), "stop", str(broker_dir)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        stop_broker(broker_dir, env=env)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The agents of a churnwatch worker, one per module, listed explicitly.
 
 Each module has ``register(app, runtime)``, which declares its tables and agents on the
-app. To add an event family, add a module here (see docs/adding-an-agent.md).
+app. Event families are not agents: they are steps of the ingest agent (see
+docs/adding-an-agent.md).
 """
 
 from __future__ import annotations
@@ -15,12 +16,7 @@ if TYPE_CHECKING:
     from streams.runtime import Runtime
 
 AGENT_MODULES = (
-    "streams.agents.purchases",
-    "streams.agents.engagement",
-    "streams.agents.support",
-    "streams.agents.profile",
-    "streams.agents.erasure",
-    "streams.agents.scorer",
+    "streams.agents.ingest",
     "streams.agents.lapse",
     "streams.agents.gauges",
 )

@@ -1,36 +1,34 @@
-"""Silence (lapse) detection: a timer on every worker re-scores customers whose check is
-due, so a customer who simply stops is flagged without any new event.
+"""The worker's two timers. Neither writes state: each sends ticks (empty records on the
+worker's own tick topic, one per partition) that give the ingest agent a turn in that
+partition's stream context (see streams.ingest).
 
-The timer only reads: it pops due customers from the worker's due-time index and sends a
-tick (a SignalUpdate of family "clock") on the customer's partition; the scorer evaluates
-it like any update, so every state change still happens in stream context. "Now" is the
-wall clock live and the event-time watermark in replays (CHURN_CLOCK).
+- **silence**: every ``lapse_check_interval_s``, a tick to each partition this worker
+  holds, so customers who simply stop are checked (and flagged) without any new event.
+  "Now" is the wall clock live and the event-time watermark in replays (CHURN_CLOCK).
+- **order**: every ``order_grace_s``, a tick to each partition with events held for
+  event-time order when no batch came lately, so they go on once the other inputs allow.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
-from streams.domain.buckets import to_ms
 from streams.domain.features import loads
-from streams.pipeline import HEALTH_TABLE, tick_update
+from streams.pipeline import HEALTH_TABLE
 from streams.runtime import Runtime
-from streams.settings import TOPIC_SIGNALS
+from streams.settings import TOPIC_TICKS
 
 STEP = "lapse"
-MAX_PER_TICK = 10_000
 log = logging.getLogger("churnwatch.lapse")
 
 
 def rebuild(rt: Runtime, health_table: Any) -> int:
     """Refill the due index from the health table for the partitions this worker holds."""
-    held = {tp.partition for tp in rt.app.consumer.assignment()
-            if tp.topic == rt.settings.topic(TOPIC_SIGNALS)}
+    held = held_partitions(rt)
     rt.due.keep_partitions(held)
     count = 0
     for key, raw in health_table.items():
@@ -42,6 +40,11 @@ def rebuild(rt: Runtime, health_table: Any) -> int:
     return count
 
 
+def held_partitions(rt: Runtime) -> set[int]:
+    ticks = rt.settings.topic(TOPIC_TICKS)
+    return {tp.partition for tp in rt.app.consumer.assignment() if tp.topic == ticks}
+
+
 def register(app: faust.App, rt: Runtime) -> Any:
     health_table = rt.table(HEALTH_TABLE, "signals, score and alert state per customer")
 
@@ -50,7 +53,7 @@ def register(app: faust.App, rt: Runtime) -> Any:
         rt.due_stale = True
         rt.watermarks_stale = True
 
-    async def lapse_tick() -> None:
+    async def silence_tick() -> None:
         if not rt.recovered():
             return
         started = time.perf_counter()
@@ -61,19 +64,16 @@ def register(app: faust.App, rt: Runtime) -> Any:
         if rt.watermarks_stale:  # before any input: silence checks go on after a restart
             count = rt.restore_watermarks()
             log.info("watermarks of %d input partitions restored", count, extra={"step": STEP})
-        now = rt.clock.now()
-        if now is None:
-            return
-        behind = rt.clock.behind(datetime.now(UTC)).total_seconds()
-        if behind > rt.settings.lapse_pause_behind_s:
-            # catching up a backlog: customers' newest events may still be queued, so a
-            # silence check now would flag them on stale signals
-            log.info("silence checks paused: inputs %.0f s behind", behind, extra={"step": STEP})
-            return
-        due = rt.due.pop_due(to_ms(now), MAX_PER_TICK)
-        for customer_id, partition in due:
-            await rt.send_update(tick_update(customer_id, now), partition)
-        rt.metrics.timer_checked.inc(len(due))
+        for partition in sorted(held_partitions(rt)):
+            await rt.send_tick(partition)
         rt.metrics.timer_seconds.observe(time.perf_counter() - started)
 
-    return app.timer(rt.settings.lapse_check_interval_s, name="churnwatch.lapse")(lapse_tick)
+    async def order_tick() -> None:
+        ingest = rt.ingest
+        if ingest is None or time.monotonic() - ingest.last_batch < rt.settings.order_grace_s:
+            return
+        for partition in ingest.partitions_waiting():
+            await rt.send_tick(partition)
+
+    app.timer(rt.settings.order_grace_s or 0.1, name="churnwatch.order")(order_tick)
+    return app.timer(rt.settings.lapse_check_interval_s, name="churnwatch.lapse")(silence_tick)

@@ -1,48 +1,142 @@
-"""Agents through Faust's test_context with memory tables; every send is mocked and
-asserted on (an unmocked send would pass silently)."""
+"""The ingest agent's batches (streams.ingest.Ingest) on a Faust app with memory tables.
+
+Batches are made of stand-in Faust events (a message with topic, partition, offset and
+value, and an ``ack``), as the agent's ``take_events`` hands them over; every send is
+mocked and asserted on (an unmocked send would pass silently). The clock's wall time is
+the test's, so when held events go on is decided here.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from unittest.mock import AsyncMock
 
 import pytest
 
-from streams.agents import erasure, purchases, scorer
+from streams.agents import ingest as ingest_agent
 from streams.app import create_app
+from streams.domain.clock import EventTimeClock
+from streams.replay import LocalPipeline
 from streams.runtime import Runtime
 from streams.settings import (
     TOPIC_AT_RISK,
     TOPIC_CHAMPIONS,
     TOPIC_DEAD_LETTER,
+    TOPIC_ENGAGEMENT,
+    TOPIC_ERASURE,
     TOPIC_HEALTH,
+    TOPIC_PURCHASES,
     TOPIC_RECOVERED,
-    TOPIC_SIGNALS,
+    TOPIC_SUPPORT,
+    TOPIC_TICKS,
 )
 
 T0 = datetime(2026, 2, 2, tzinfo=UTC)
+IDLE_S = 5.0
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None
+    timestamp: float = 0.0
+    headers: Any = None
+    refs: int = 1
+
+    def incref(self) -> None:
+        self.refs += 1
+
+
+@dataclass
+class Record:
+    """A stand-in for the Faust event of one consumed record."""
+
+    message: Message
+    acks: list[int] = field(default_factory=list)
+
+    def ack(self) -> bool:
+        self.message.refs -= 1
+        self.acks.append(self.message.refs)
+        return self.message.refs == 0
+
+    @property
+    def applied(self) -> bool:
+        """Acked for good (the batch's own ack plus the one taken while held)."""
+        return self.message.refs <= 0
+
+
+class Feed:
+    """Records for the agent, numbered per topic like a log."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.offsets: dict[str, int] = {}
+        self.wall = [0.0]
+
+    def record(self, logical: str, type_name: str | None, body: Any,
+               customer: str = "c1") -> Record:
+        topic = self.rt.settings.topic(logical)
+        offset = self.offsets.get(topic, 0)
+        self.offsets[topic] = offset + 1
+        value = body if type_name is None else self.rt.codec.encode(type_name, body)
+        return Record(Message(topic, 0, offset, value, customer.encode(), T0.timestamp()))
+
+    async def batch(self, *records: Record) -> None:
+        """One batch, and the batch's own acks (as take_events gives them after it)."""
+        await self.rt.ingest.run(list(records))
+        for record in records:
+            record.ack()
+
+    async def settle(self) -> None:
+        """Let the inputs fall quiet for longer than the idle time, then give a tick."""
+        self.wall[0] += IDLE_S + 1
+        await self.batch(self.record(TOPIC_TICKS, None, b""))
 
 
 @pytest.fixture
 async def runtime(make_settings):
     # async: the app binds to the test's running event loop instead of making its own
-    settings = make_settings(clock="event", partitions=1)  # test_context puts on partition 0
+    settings = make_settings(clock="event", partitions=1)
     app = create_app(settings)
-    rt = Runtime(app, settings)
-    for logical in (TOPIC_SIGNALS, TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_AT_RISK,
-                    TOPIC_RECOVERED, TOPIC_CHAMPIONS):
+    wall = [0.0]
+    rt = Runtime(app, settings, clock=EventTimeClock(
+        timedelta(seconds=settings.allowed_lateness_s), idle_s=IDLE_S,
+        monotonic=lambda: wall[0]))
+    rt.wall = wall
+    rt.recovered = lambda: True  # type: ignore[method-assign]
+    for logical in (TOPIC_DEAD_LETTER, TOPIC_HEALTH, TOPIC_AT_RISK, TOPIC_RECOVERED,
+                    TOPIC_CHAMPIONS, TOPIC_PURCHASES):
         rt.topic(logical).send = AsyncMock()  # type: ignore[method-assign]
+    rt.agent = ingest_agent.register(app, rt)
+    # no consumer here: no partition is reported read to its end, idle time rules
+    rt.ingest.assigned_inputs = lambda: []
     yield rt
-    # test_context never starts the consumer Faust makes lazily, so close the event loop
-    # its (never started) thread created
+    # the Faust consumer is never started here, so close the event loop its (never
+    # started) thread created
     thread = getattr(app._consumer, "_thread", None)
     loop = getattr(thread, "thread_loop", None)
     if loop is not None and not loop.is_closed():
         loop.close()
 
 
+@pytest.fixture
+def feed(runtime):
+    f = Feed(runtime)
+    f.wall = runtime.wall
+    return f
+
+
 def sent(rt, logical):
     return [call.kwargs for call in rt.topic(logical).send.await_args_list]
+
+
+def decoded(rt, logical, type_name):
+    return [rt.codec.decode(s["value"], type_name)[1] for s in sent(rt, logical)]
 
 
 def purchase(n, day, customer="c1", amount=1000):
@@ -51,150 +145,163 @@ def purchase(n, day, customer="c1", amount=1000):
             "amount_minor": amount, "currency": "EUR", "items": 1, "channel": "web"}
 
 
-async def test_purchase_agent_emits_signals_once_per_event_id(runtime):
-    agent = purchases.register(runtime.app, runtime)
-    codec = runtime.codec
-    async with agent.test_context() as ctx:
-        for record in (purchase(1, 0), purchase(2, 7), purchase(2, 7)):
-            await ctx.put(key=b"c1", value=codec.encode("Purchase", record))
-    updates = [codec.decode(s["value"], "SignalUpdate")[1] for s in sent(runtime, TOPIC_SIGNALS)]
-    assert [u["event_id"] for u in updates] == ["c1-1", "c1-2"]
-    assert updates[1]["signals"]["purchase.last_at_d"] == pytest.approx(
-        (T0 + timedelta(days=7)).timestamp() / 86400)
-    assert all(s["key"] == b"c1" for s in sent(runtime, TOPIC_SIGNALS))
+def login(n, day, customer="c1"):
+    return {"event_id": f"{customer}-l{n}", "customer_id": customer,
+            "occurred_at": T0 + timedelta(days=day), "kind": "login"}
+
+
+def ticket(n, day, customer="c1"):
+    return {"event_id": f"{customer}-t{n}", "customer_id": customer,
+            "occurred_at": T0 + timedelta(days=day), "ticket_id": f"t{n}",
+            "kind": "ticket_opened", "category": "billing", "sentiment": -0.5}
+
+
+async def test_a_customers_events_are_applied_in_event_time_order_whatever_topic_comes_first(
+        runtime, feed):
+    # the support topic is read ahead of the engagement topic, which is ahead of purchases
+    late_topics = [
+        ("Purchase", TOPIC_PURCHASES, purchase(n, 7.0 * n)) for n in range(6)]
+    early = [("SupportEvent", TOPIC_SUPPORT, ticket(1, 30.5)),
+             ("Engagement", TOPIC_ENGAGEMENT, login(1, 30.2))]
+    await feed.batch(*(feed.record(topic, t, body) for t, topic, body in early))
+    # nothing was applied yet: the purchases topic may still bring older events
+    assert sent(runtime, TOPIC_HEALTH) == [] and len(runtime.ingest.order) == 2
+    await feed.batch(*(feed.record(topic, t, body) for t, topic, body in late_topics))
+    await feed.settle()
+    in_order = sorted(early + late_topics, key=lambda r: r[2]["occurred_at"])
+    expected = LocalPipeline(runtime.settings, runtime.scoring).run(
+        (t, body) for t, _, body in in_order)
+    assert decoded(runtime, TOPIC_HEALTH, "HealthScoreChanged") == [
+        r for t, r in expected if t == "HealthScoreChanged"]
+    assert len(runtime.ingest.order) == 0
+
+
+async def test_duplicates_change_nothing_and_held_events_are_acked_once_applied(
+        runtime, feed):
+    records = [feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 0)) for n in (1, 2, 2)]
+    await feed.batch(*records)
+    assert not any(r.applied for r in records)  # held: a crash now re-reads them
+    await feed.settle()
+    assert all(r.applied for r in records)
     assert runtime.metrics.duplicates.labels("purchases")._value.get() == 1
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 2
     assert b"c1" in runtime.tables["purchase-features"]
+    assert b"c1" in runtime.tables["customer-health"]
 
 
-async def test_purchase_agent_dead_letters_bad_bytes_and_goes_on(runtime):
-    agent = purchases.register(runtime.app, runtime)
+async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):
     codec = runtime.codec
-    async with agent.test_context() as ctx:
-        await ctx.put(key=b"c1", value=b"\x00garbage")
-        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(1, 0, amount=-5)))
-        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(2, 0)))
-    letters = [codec.decode(s["value"], "DeadLetter")[1] for s in sent(runtime, TOPIC_DEAD_LETTER)]
-    assert [d["reason"] for d in letters] == ["malformed", "invalid_field"]
+    huge = codec.encode("Purchase", purchase(1, 0) | {"order_id": "o" * 1_200_000})
+    await feed.batch(
+        feed.record(TOPIC_PURCHASES, None, b"\x00garbage"),
+        feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 0, amount=-5)),
+        feed.record(TOPIC_PURCHASES, None, huge),
+        feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 0)))
+    await feed.settle()
+    letters = decoded(runtime, TOPIC_DEAD_LETTER, "DeadLetter")
+    assert [d["reason"] for d in letters] == ["malformed", "invalid_field", "too_large"]
     assert letters[0]["payload"] == b"\x00garbage"
-    headers = dict(sent(runtime, TOPIC_DEAD_LETTER)[1]["headers"])
-    assert headers["churnwatch.reason"] == b"invalid_field"
-    assert len(sent(runtime, TOPIC_SIGNALS)) == 1
+    big = sent(runtime, TOPIC_DEAD_LETTER)[2]
+    assert len(big["value"]) < runtime.app.conf.producer_max_request_size
+    assert letters[2]["payload_size"] == len(huge) and huge.startswith(letters[2]["payload"])
+    assert dict(sent(runtime, TOPIC_DEAD_LETTER)[1]["headers"])[
+        "churnwatch.reason"] == b"invalid_field"
+    assert [s["key"] for s in sent(runtime, TOPIC_HEALTH)] == [b"c1"]  # and it goes on
 
 
-async def test_scorer_publishes_health_then_at_risk(runtime):
-    agent = scorer.register(runtime.app, runtime)
-    codec = runtime.codec
-    day = T0.timestamp() / 86400
-
-    def update(event_id, at_day, signals):
-        return codec.encode("SignalUpdate", {
-            "event_id": event_id, "customer_id": "c1",
-            "occurred_at": datetime.fromtimestamp(at_day * 86400, tz=UTC),
-            "family": "purchase", "signals": signals})
-
-    rhythm = {"purchase.last_at_d": day, "purchase.gap_mean_d": 7.0, "purchase.gap_std_d": 0.0}
-    async with agent.test_context() as ctx:
-        await ctx.put(key=b"c1", value=update("u1", day, rhythm))
-        await ctx.put(key=b"c1", value=update("u2", day + 1, rhythm))  # no move: no output
-        await ctx.put(key=b"c1", value=update("u3", day + 40, rhythm))
-    health = [codec.decode(s["value"], "HealthScoreChanged")[1]
-              for s in sent(runtime, TOPIC_HEALTH)]
-    # u3 comes 39 days later: the daily silence checks that fell due in between run
-    # first, as of their due times, so the lapse is seen as it happened
-    assert health[0]["event_id"] == "c1:health:u1" and health[0]["band"] == "healthy"
-    assert all(h["trigger"] == "timer" for h in health[1:])
-    assert [h["band"] for h in health if h["band"] != health[0]["band"]][-1] == "at_risk"
-    times = [h["occurred_at"] for h in health]
-    assert times == sorted(times) and times[-1] < datetime.fromtimestamp(
-        (day + 40) * 86400, tz=UTC)
-    (alert,) = [codec.decode(s["value"], "CustomerAtRisk")[1]
-                for s in sent(runtime, TOPIC_AT_RISK)]
-    assert alert["event_id"] == "c1:health_at_risk:1"
-    assert alert["occurred_at"] < datetime.fromtimestamp((day + 40) * 86400, tz=UTC)
-    assert alert["contactable"] is False  # no profile: no consent known
+async def test_a_defect_while_applying_is_dead_lettered_and_the_agent_goes_on(runtime, feed):
+    runtime.tables["purchase-features"].data[b"broken"] = b"{not json"  # corrupt state
+    runtime.tables["customer-health"].data[b"old"] = b'{"s": {}}'  # an old, partial value
+    await feed.batch(
+        feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 0, "broken"), "broken"),
+        feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 0, "old"), "old"),
+        feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 0)))
+    await feed.settle()
+    letters = decoded(runtime, TOPIC_DEAD_LETTER, "DeadLetter")
+    assert [(d["reason"], d["customer_id"]) for d in letters] == [
+        ("processing_error", "broken"), ("processing_error", "old")]
+    assert "JSONDecodeError" in letters[0]["error"]
+    assert [s["key"] for s in sent(runtime, TOPIC_HEALTH)] == [b"c1"]
 
 
-async def test_erasure_deletes_state_and_tombstones_outputs_in_order(runtime):
-    feature_agent = purchases.register(runtime.app, runtime)
-    erase_agent = erasure.register(runtime.app, runtime)
-    score_agent = scorer.register(runtime.app, runtime)
-    codec = runtime.codec
-    async with feature_agent.test_context() as ctx:
-        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(1, 0)))
-    (update,) = [s["value"] for s in sent(runtime, TOPIC_SIGNALS)]
+async def test_erasure_forgets_the_customer_and_what_was_held_for_it(runtime, feed):
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 0)))
+    await feed.settle()
+    assert b"c1" in runtime.tables["customer-health"]
+    held = feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 1))
     request = {"event_id": "x1", "customer_id": "c1", "occurred_at": T0}
-    async with erase_agent.test_context() as ctx:
-        await ctx.put(key=b"c1", value=codec.encode("ErasureRequest", request))
-    assert b"c1" not in runtime.tables["purchase-features"]
-    marker = sent(runtime, TOPIC_SIGNALS)[-1]
-    assert codec.decode(marker["value"], "SignalUpdate")[1]["family"] == "erasure"
-    assert sent(runtime, TOPIC_HEALTH) == []  # nothing is tombstoned before the scorer
-    # the scorer meets the update queued before the marker, then the marker
-    async with score_agent.test_context() as ctx:
-        await ctx.put(key=b"c1", value=update)
-        assert b"c1" in runtime.tables["customer-health"]
-        await ctx.put(key=b"c1", value=marker["value"])
-    assert b"c1" not in runtime.tables["customer-health"]
+    await feed.batch(held, feed.record(TOPIC_ERASURE, "ErasureRequest", request))
+    assert held.applied and len(runtime.ingest.order) == 0
+    assert all(b"c1" not in runtime.tables[name]
+               for name in ("purchase-features", "customer-health"))
     for logical in (TOPIC_AT_RISK, TOPIC_RECOVERED, TOPIC_CHAMPIONS):
         assert sent(runtime, logical) == [{"key": b"c1", "value": None}]
     health = sent(runtime, TOPIC_HEALTH)
     assert health[-1] == {"key": b"c1", "value": None} and len(health) == 2
 
 
-async def test_a_record_of_a_megabyte_is_dead_lettered_within_the_producer_limit(runtime):
-    agent = purchases.register(runtime.app, runtime)
-    codec = runtime.codec
-    huge = codec.encode("Purchase", purchase(1, 0) | {"order_id": "o" * 1_200_000})
-    async with agent.test_context() as ctx:
-        await ctx.put(key=b"c1", value=huge)
-        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(2, 0)))
-    (sent_letter,) = sent(runtime, TOPIC_DEAD_LETTER)
-    assert len(sent_letter["value"]) < runtime.app.conf.producer_max_request_size
-    letter = codec.decode(sent_letter["value"], "DeadLetter")[1]
-    assert letter["reason"] == "too_large" and letter["payload_size"] == len(huge)
-    assert huge.startswith(letter["payload"])
-    assert dict(sent_letter["headers"])["churnwatch.payload_size"] == str(len(huge)).encode()
-    assert [s["key"] for s in sent(runtime, TOPIC_SIGNALS)] == [b"c1"]  # and it goes on
-
-
-async def test_a_defect_while_applying_is_dead_lettered_and_the_agent_goes_on(runtime):
-    agent = purchases.register(runtime.app, runtime)
-    codec = runtime.codec
-    runtime.tables["purchase-features"].data[b"broken"] = b"{not json"  # corrupt state
-    async with agent.test_context() as ctx:
-        await ctx.put(key=b"broken", value=codec.encode("Purchase", purchase(1, 0, "broken")))
-        await ctx.put(key=b"c1", value=codec.encode("Purchase", purchase(2, 0)))
-    (letter,) = [codec.decode(s["value"], "DeadLetter")[1]
-                 for s in sent(runtime, TOPIC_DEAD_LETTER)]
-    assert letter["reason"] == "processing_error"
-    assert letter["customer_id"] == "broken" and "JSONDecodeError" in letter["error"]
-    assert [s["key"] for s in sent(runtime, TOPIC_SIGNALS)] == [b"c1"]
+async def test_one_record_far_ahead_is_held_then_dead_lettered_when_refuted(runtime, feed):
+    # a 2025 backfill, and one valid record of months later inside it
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, -300)),
+                     feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 0)))
+    assert len(runtime.ingest.order) == 2
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(3, -299)))
+    (letter,) = decoded(runtime, TOPIC_DEAD_LETTER, "DeadLetter")
+    assert letter["reason"] == "clock_outlier" and letter["event_id"] == "c1-2"
+    await feed.settle()
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 2
+    # the clock never went past the input: no silence check ran a year ahead
+    assert max(h["occurred_at"] for h in decoded(
+        runtime, TOPIC_HEALTH, "HealthScoreChanged")) <= T0 - timedelta(days=299)
 
 
 async def test_a_crashing_agent_makes_the_worker_not_ready(runtime, monkeypatch):
-    agent = purchases.register(runtime.app, runtime)
-    monkeypatch.setattr(runtime, "recovered", lambda: True)
+    agent = runtime.agent
     runtime.ready = True
     assert runtime.not_ready_because() is None
     await agent._on_error(agent, RuntimeError("boom"))  # what Faust calls when it raises
-    assert "churnwatch.purchases" in (runtime.not_ready_because() or "")
-    assert runtime.metrics.agent_crashes.labels("churnwatch.purchases")._value.get() == 1
+    assert "churnwatch.ingest" in (runtime.not_ready_because() or "")
+    assert runtime.metrics.agent_crashes.labels("churnwatch.ingest")._value.get() == 1
 
 
-async def test_scorer_dead_letters_unreadable_state_and_goes_on(runtime):
-    agent = scorer.register(runtime.app, runtime)
-    codec = runtime.codec
-    runtime.tables["customer-health"].data[b"broken"] = b'{"s": {}}'  # an old, partial value
+class FlakyRegistry:
+    """A registry client in front of a real one that cannot answer its first calls."""
 
-    def update(customer):
-        return codec.encode("SignalUpdate", {
-            "event_id": f"{customer}-1", "customer_id": customer, "occurred_at": T0,
-            "family": "purchase", "signals": {"purchase.last_at_d": T0.timestamp() / 86400}})
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.calls = 0
 
-    async with agent.test_context() as ctx:
-        await ctx.put(key=b"broken", value=update("broken"))
-        await ctx.put(key=b"c1", value=update("c1"))
-    (letter,) = [codec.decode(s["value"], "DeadLetter")[1]
-                 for s in sent(runtime, TOPIC_DEAD_LETTER)]
-    assert letter["reason"] == "processing_error" and letter["step"] == "scorer"
-    assert [s["key"] for s in sent(runtime, TOPIC_HEALTH)] == [b"c1"]
+    def get_schema(self, schema_id: int) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("registry unreachable")
+        return self.inner.get_schema(schema_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_schema_registry_outage_delays_records_and_dead_letters_none(
+        runtime, feed, monkeypatch):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from streams import runtime as runtime_module
+    from streams.codec import RegistryCodec
+
+    monkeypatch.setattr(runtime_module, "REGISTRY_RETRY_S", 0.01)
+    registry = SchemaRegistryClient.new_client({"url": "mock://churnwatch-agents"})
+    producer_side = RegistryCodec(registry)
+    flaky = FlakyRegistry(registry, failures=3)
+    runtime.codec = RegistryCodec(flaky)  # type: ignore[arg-type]  # the worker's codec
+    value = producer_side.encode("Purchase", purchase(1, 0))
+    unknown = b"\x00" + (9999).to_bytes(4, "big") + b"\x00"
+    await feed.batch(feed.record(TOPIC_PURCHASES, None, value),
+                     feed.record(TOPIC_PURCHASES, None, unknown))
+    await feed.settle()
+    # retried until the registry answered: the record is applied, not dead-lettered
+    assert runtime.metrics.registry_retries._value.get() == 3
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 1
+    # an id the registry does not know is dead-lettered, once, without retrying
+    (letter,) = decoded(runtime, TOPIC_DEAD_LETTER, "DeadLetter")
+    assert letter["reason"] == "unknown_schema"

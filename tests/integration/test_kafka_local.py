@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from streams.processes import KAFKA_SCRIPT, free_port, kafka_script_env
+
 pytestmark = pytest.mark.integration
-
-KAFKA_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "kafka-local.sh"
-
 
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run scripts/kafka-local.sh with this interpreter for its readiness check."""
     full_env = {
         key: value
-        for key, value in os.environ.items()
+        for key, value in kafka_script_env().items()
         if key not in ("CHURN_KAFKA_PORT", "CHURN_KAFKA_CONTROLLER_PORT", "CHURN_KAFKA_OWNER_PID")
     }
-    full_env["CHURN_PYTHON"] = sys.executable
     full_env.update(env)
     return subprocess.run(
-        [str(KAFKA_LOCAL), *args],
+        [str(KAFKA_SCRIPT), *args],
         env=full_env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -52,13 +48,6 @@ def pid_running(pid: int) -> bool:
 
 def test_session_broker_answers_metadata_requests(kafka_bootstrap: str) -> None:
     assert broker_ids(kafka_bootstrap) != []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_start_prints_only_the_bootstrap_then_stop_leaves_nothing_running(

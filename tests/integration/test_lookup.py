@@ -16,9 +16,9 @@ import pytest
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
+from streams.processes import free_port
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from tests.conftest import free_port
 from tests.integration.test_pipeline import profile, purchase
 from tests.integration.workers import WorkerProcess, wait_for
 
@@ -29,7 +29,7 @@ CUSTOMERS = [f"cust-{n:02d}" for n in range(16)]
 
 
 def ready(worker: WorkerProcess) -> bool:
-    answer = worker._get("/ready")
+    answer = worker.get("/ready")
     return answer is not None and answer[0] == 200
 
 
@@ -71,7 +71,7 @@ def test_either_worker_answers_for_every_customer_even_during_a_rebalance(worker
     settings = first.settings
     history = [profile(c) for c in CUSTOMERS] + [purchase(c, 1, 1.0) for c in CUSTOMERS]
     produce_records(settings, build_codec(settings), history)
-    wait_for(lambda: sum(w.metric("churnwatch_events_consumed_total", step="scorer")
+    wait_for(lambda: sum(w.metric("churnwatch_events_applied_total")
                          for w in (first, second)) >= len(history),
              timeout=90, what="both workers scoring", on_timeout=first.log_tail)
 

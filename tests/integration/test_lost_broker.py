@@ -14,31 +14,29 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from streams.processes import owned_env, start_broker, stop_broker
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from tests.conftest import KAFKA_LOCAL, kafka_local_env
 from tests.integration.workers import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def kafka_local(*args: str) -> subprocess.CompletedProcess[str]:
-    env = kafka_local_env(CHURN_KAFKA_OWNER_PID=str(os.getpid()))
+def broker_env() -> dict[str, str]:
+    env = owned_env()
     env.pop("CHURN_KAFKA_PORT", None)
     env.pop("CHURN_KAFKA_CONTROLLER_PORT", None)
-    return subprocess.run([str(KAFKA_LOCAL), *args], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return env
 
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     directory = tmp_path / "broker"
-    started = kafka_local("start", str(directory))
-    assert started.returncode == 0, started.stderr
+    bootstrap = start_broker(directory, env=broker_env(), timeout=300)
     try:
-        yield started.stdout.strip(), directory
+        yield bootstrap, directory
     finally:
-        kafka_local("stop", str(directory))
+        stop_broker(directory, env=broker_env(), timeout=300)
 
 
 def reader_groups(bootstrap: str) -> list[str]:
@@ -60,7 +58,7 @@ def test_watch_fails_with_one_line_when_its_broker_goes_away(own_broker, tmp_pat
     try:
         wait_for(lambda: reader_groups(bootstrap), timeout=60, what="watch's consumer",
                  on_timeout=lambda: out.read_text(errors="replace"))
-        assert kafka_local("stop", str(directory)).returncode == 0
+        assert stop_broker(directory, env=broker_env(), timeout=300) is None
         stopped = time.monotonic()
         proc.wait(timeout=90)
         took = time.monotonic() - stopped

@@ -21,6 +21,7 @@ import pytest
 from streams.codec import build_codec
 from streams.domain.scoring import ScoringConfig, interpolate, load_config
 from streams.kafka_io import collect, make_producer, produce_records
+from streams.processes import free_port
 from streams.replay import LocalPipeline
 from streams.settings import (
     TOPIC_AT_RISK,
@@ -31,7 +32,6 @@ from streams.settings import (
     Settings,
 )
 from streams.topics import ensure_topics
-from tests.conftest import free_port
 from tests.integration.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -252,7 +252,7 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     try:
         worker.wait_ready()
         produce_in_phases(settings, worker, records,
-                          metric="churnwatch_events_consumed_total", step="scorer")
+                          metric="churnwatch_events_applied_total")
         outputs = collect(settings, build_codec(settings), OUTPUTS, timeout=60,
                           until=lambda got: len(got) >= len(replayed))
         yield PersonaRun(settings, load_config(settings.scoring_config), records, outputs,

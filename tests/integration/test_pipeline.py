@@ -67,7 +67,7 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     for phase in phases:
         produce_records(settings, codec, phase)
         consumed += len(phase)
-        worker.wait_metric("churnwatch_events_consumed_total", consumed, step="scorer")
+        worker.wait_metric("churnwatch_events_applied_total", consumed)
 
     # the same records through the same domain code in process give the same outputs
     expected = LocalPipeline(settings).run(r for phase in phases for r in phase)
@@ -117,7 +117,7 @@ def test_lapsing_buyer_yields_exact_health_changes_and_one_at_risk(settings, wor
     purchases = settings.topic(TOPIC_PURCHASES)
 
     def lag_lines() -> list[str]:
-        answer = worker._get("/metrics")
+        answer = worker.get("/metrics")
         text = answer[1] if answer else ""
         return [line for line in text.splitlines()
                 if line.startswith("churnwatch_consumer_lag{") and purchases in line]
@@ -205,7 +205,7 @@ def test_compressed_batches_are_read(settings, worker, compression):
 def test_erasure_forgets_the_customer_end_to_end(settings, worker):
     codec = build_codec(settings)
     produce_records(settings, codec, [profile("ivy"), purchase("ivy", 1, 1.0)])
-    worker.wait_metric("churnwatch_events_consumed_total", 2, step="scorer")
+    worker.wait_metric("churnwatch_events_applied_total", 2)
     worker.wait_metric("churnwatch_customers", 1, band="healthy")
     erasure = ("ErasureRequest", {"event_id": "ivy-erase", "customer_id": "ivy",
                                   "occurred_at": T0 + timedelta(days=2)})

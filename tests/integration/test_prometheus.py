@@ -24,9 +24,8 @@ import yaml
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_raw, produce_records
-from streams.processes import stop_process
+from streams.processes import free_port, stop_process
 from streams.settings import TOPIC_PURCHASES, Settings
-from tests.conftest import free_port
 from tests.integration.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -207,7 +206,7 @@ def feed(settings: Settings, worker: WorkerProcess, customers: list[str],
     produce_raw(settings, TOPIC_PURCHASES, customers[0].encode(), b"not avro at all")
     consumed += len(records)
     dead += 1
-    worker.wait_metric("churnwatch_events_consumed_total", consumed, step="scorer")
+    worker.wait_metric("churnwatch_events_applied_total", consumed)
     worker.wait_metric("churnwatch_dead_letters_total", dead, step="purchases")
     return consumed, dead
 

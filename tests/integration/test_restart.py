@@ -83,7 +83,7 @@ def test_a_worker_killed_and_restarted_comes_back_as_the_same_group_member(
     try:
         first.wait_ready()
         produce_records(settings, codec, before)
-        first.wait_metric("churnwatch_events_consumed_total", len(before), step="scorer")
+        first.wait_metric("churnwatch_events_applied_total", len(before))
         (member,) = group_members(admin, settings.app_id)
         assert member.group_instance_id == "worker-a"
     finally:
@@ -148,6 +148,6 @@ def _score_and_stop(settings, codec, history, log) -> None:
     try:
         worker.wait_ready()
         produce_records(settings, codec, history)
-        worker.wait_metric("churnwatch_events_consumed_total", len(history), step="scorer")
+        worker.wait_metric("churnwatch_events_applied_total", len(history))
     finally:
         assert worker.stop() == 0, worker.log_tail()

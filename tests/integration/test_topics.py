@@ -12,7 +12,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from streams.settings import ALL_TOPICS, TOPIC_PURCHASES, TOPIC_SIGNALS, Settings
+from streams.settings import ALL_TOPICS, TOPIC_PURCHASES, TOPIC_TICKS, Settings
 from streams.topics import (
     BrokerUnreachableError,
     MissingTopicsError,
@@ -84,13 +84,13 @@ def test_only_creates_the_topics_that_are_missing(
 ) -> None:
     settings = make_settings(partitions=2)
     drop_topics(settings)
-    signals = settings.topic(TOPIC_SIGNALS)
-    create_topic(admin, signals, 2)
+    ticks = settings.topic(TOPIC_TICKS)
+    create_topic(admin, ticks, 2)
 
     created = ensure_topics(settings, admin)
 
-    assert signals not in created
-    assert sorted(created) == sorted(t for t in physical_topics(settings) if t != signals)
+    assert ticks not in created
+    assert sorted(created) == sorted(t for t in physical_topics(settings) if t != ticks)
 
 
 def test_refuses_an_existing_topic_with_more_partitions(
@@ -100,23 +100,23 @@ def test_refuses_an_existing_topic_with_more_partitions(
 ) -> None:
     settings = make_settings(partitions=2)
     drop_topics(settings)
-    signals = settings.topic(TOPIC_SIGNALS)
-    create_topic(admin, signals, 3)
+    ticks = settings.topic(TOPIC_TICKS)
+    create_topic(admin, ticks, 3)
 
     with pytest.raises(TopicMismatchError) as caught:
         ensure_topics(settings, admin)
 
     error = caught.value
-    assert (error.topic, error.actual, error.expected) == (signals, 3, 2)
+    assert (error.topic, error.actual, error.expected) == (ticks, 3, 2)
     message = str(error)
-    assert f"topic '{signals}' has 3 partitions, but 2 are configured" in message
+    assert f"topic '{ticks}' has 3 partitions, but 2 are configured" in message
     assert "co-partitioning" in message
     assert "set CHURN_PARTITIONS=3 to match" in message
     assert "recreate" in message
     # Partitions cannot be removed, so altering is not offered.
     assert "--alter" not in message
     # Nothing was created next to the mismatching topic.
-    assert partition_counts(admin, settings.topic_prefix) == {signals: 3}
+    assert partition_counts(admin, settings.topic_prefix) == {ticks: 3}
 
 
 def test_refuses_an_existing_topic_with_fewer_partitions(
@@ -150,7 +150,7 @@ def test_without_create_missing_topics_are_an_error(
     with pytest.raises(MissingTopicsError) as caught:
         ensure_topics(settings, admin, create=False)
 
-    assert settings.topic(TOPIC_SIGNALS) in str(caught.value)
+    assert settings.topic(TOPIC_TICKS) in str(caught.value)
     assert "CHURN_CREATE_TOPICS=true" in str(caught.value)
     assert partition_counts(admin, settings.topic_prefix) == {}
 

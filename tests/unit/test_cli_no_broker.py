@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from streams.codec import to_json_line
+from streams.processes import free_port
 from streams.scenario import scenario
-from tests.conftest import free_port
 
 TIMEOUT_S = 2
 #: A hang (the old `watch`) is caught here; the commands take TIMEOUT_S plus start-up.

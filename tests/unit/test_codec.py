@@ -84,14 +84,6 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "consent": {"email": True, "sms": False, "phone": False, "push": True},
     },
     "ErasureRequest": {"event_id": "e5", "customer_id": "c1", "occurred_at": T},
-    "SignalUpdate": {
-        "event_id": "e1",
-        "customer_id": "c1",
-        "occurred_at": T,
-        "family": "purchase",
-        "signals": {"purchase_recency": 12.5, "purchase_frequency": 3.0},
-        "profile": None,
-    },
     "HealthScoreChanged": {
         "event_id": "c1:health:e1",
         "customer_id": "c1",
@@ -202,7 +194,6 @@ CONTRACT = {
         ],
     ),
     "ErasureRequest": ("io.churnwatch.events", []),
-    "SignalUpdate": ("io.churnwatch.internal", ["family", "signals", "profile"]),
     "HealthScoreChanged": (
         "io.churnwatch.outputs",
         [

@@ -10,8 +10,8 @@ from streams.domain.events import (
     InvalidEvent,
     Purchase,
     check_event_time,
-    parse_event,
 )
+from streams.families import parse_event
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -76,28 +76,53 @@ def test_event_time_bounds():
 def test_clocks_give_the_lateness_bound():
     lateness = timedelta(days=3)
     assert WallClock(lateness).lower_bound(T0) == T0 - lateness
-    clock = EventTimeClock(lateness)
+    clock = EventTimeClock(lateness, monotonic=lambda: 0.0)
     assert clock.lower_bound(T0) is None and clock.now() is None
     clock.observe(T0 - timedelta(days=100))
     clock.observe(T0 - timedelta(days=200))  # older events never move it back
-    assert clock.lower_bound(T0) == clock.now() == T0 - timedelta(days=103)
+    assert clock.lower_bound(T0) == T0 - timedelta(days=103)
+    # one stream, still delivering: events wait out the allowed lateness
+    assert clock.now() == clock.release_until() == T0 - timedelta(days=103)
 
 
-def test_event_time_clock_tracks_each_stream():
+def test_live_events_wait_for_every_stream_that_may_still_deliver_an_older_one():
+    wall = [0.0]
+    clock = WallClock(timedelta(days=3), idle_s=30, grace_s=1, monotonic=lambda: wall[0])
+    clock.assigned(["fast", "slow", "empty"])
+    clock.observe(T0, "fast")
+    # a stream not read yet holds them back, by at most the allowed lateness
+    assert clock.release_until() == T0 - timedelta(days=3)
+    clock.caught_up("empty", True)
+    wall[0] = 2.0  # read to its end and quiet for longer than the grace: no longer holds
+    clock.observe(T0 - timedelta(days=1), "slow")
+    assert clock.lower_bound(T0, "slow") == T0 - timedelta(days=3)  # the wall clock's
+    assert clock.release_until() == T0 - timedelta(days=1)
+    clock.caught_up("slow", True)
+    wall[0] = 3.5  # "slow" is read and quiet; "fast" still has unread records
+    assert clock.release_until() == T0
+    assert clock.now() != T0  # live, "now" is the machine's time
+
+
+def test_replayed_events_wait_out_the_allowed_lateness_of_every_stream():
     wall = [0.0]
     clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
-    clock.observe(T0, "fast")
-    clock.observe(T0 - timedelta(days=20), "slow")
-    # the slow partition's own events are judged against its own progress
-    assert clock.lower_bound(T0, "slow") == T0 - timedelta(days=23)
-    assert clock.lower_bound(T0, "fast") == T0 - timedelta(days=3)
+    clock.assigned(["a", "b", "empty"])
+    clock.observe(T0, "a")
+    # streams not read yet (and not idle) hold everything: they may bring older events
+    assert clock.release_until() is None
+    clock.observe(T0 - timedelta(days=1), "b")
+    clock.caught_up("empty", True)
+    wall[0] = 31.0  # "empty" has been quiet for idle_s; the others deliver again
+    clock.observe(T0, "a")
+    clock.observe(T0 - timedelta(days=1), "b")
+    # the slow stream's own events are judged against its own progress
+    assert clock.lower_bound(T0, "b") == T0 - timedelta(days=4)
     assert clock.lower_bound(T0, "new") is None
-    # silence checks run at the slowest active stream
-    assert clock.now() == T0 - timedelta(days=23)
-    wall[0] = 40.0
-    clock.observe(T0 + timedelta(days=1), "fast")
-    # the slow stream has been idle for 40 s: it no longer holds "now" back
-    assert clock.now() == T0 - timedelta(days=2)
+    # every stream that still delivers is the allowed lateness past what goes on
+    assert clock.release_until() == clock.now() == T0 - timedelta(days=4)
+    assert not clock.settled()
+    wall[0] = 62.0  # nothing delivered for idle_s: everything read goes
+    assert clock.settled() and clock.now() == T0
 
 
 def test_an_event_time_clock_restored_after_a_restart_goes_on_from_its_watermarks():
@@ -106,14 +131,34 @@ def test_an_event_time_clock_restored_after_a_restart_goes_on_from_its_watermark
     clock.restore(T0, "a")
     clock.restore(T0 - timedelta(days=20), "b")
     clock.restore(T0 - timedelta(days=50), "a")  # an older value kept never moves it back
-    assert clock.latest("a") == T0 and clock.latest("new") is None
-    assert clock.lower_bound(T0, "b") == T0 - timedelta(days=23)
-    # restored streams are idle (no input since the restart): "now" is not held back
-    assert clock.now() == T0 - timedelta(days=3)
+    assert clock.latest("a") is None and clock.latest("new") is None
+    # a restored watermark sets no lateness bound: records read again are not "too late"
+    assert clock.lower_bound(T0, "b") is None
+    # restored streams are quiet (no input since the restart): silence checks go on
+    assert clock.settled() and clock.now() == T0
     clock.observe(T0 - timedelta(days=19), "b")  # new input on one stream
-    assert clock.now() == T0 - timedelta(days=22)
+    # held for the lateness behind the stream that delivers, by at most twice the lateness
+    assert clock.now() == T0 - timedelta(days=6)
     wall[0] = 40.0
-    assert clock.now() == T0 - timedelta(days=3)
+    assert clock.now() == T0
+
+
+def test_one_record_far_ahead_does_not_move_the_event_clock():
+    clock = EventTimeClock(timedelta(days=3), max_jump=timedelta(days=7))
+    clock.observe(T0, "a")
+    clock.observe(T0, "b")
+    far = T0 + timedelta(days=300)
+    assert clock.observe(far, "a").outlier
+    assert clock.latest("a") == T0 and clock.now() == T0 - timedelta(days=3)
+    assert clock.lower_bound(T0, "a") == T0 - timedelta(days=3)  # nothing turns too late
+    # the stream's next record goes on from before it: the outlier is refuted
+    arrival = clock.observe(T0 + timedelta(hours=1), "a")
+    assert arrival.refuted == far and not arrival.outlier
+    # a stream that really moved on (a backfill turned live) confirms it with its next one
+    assert clock.observe(far, "b").outlier
+    arrival = clock.observe(far + timedelta(hours=1), "b")
+    assert arrival.confirmed and arrival.refuted is None
+    assert clock.latest("b") == far + timedelta(hours=1)
 
 
 def test_signup_after_the_profile_change_is_rejected():

@@ -15,7 +15,9 @@ from streams.domain.features import (
     dumps,
     loads,
 )
-from streams.pipeline import PURCHASES, feature_step
+from streams.domain.scoring import load_config
+from streams.families.purchases import FAMILY as PURCHASES
+from streams.pipeline import HEALTH_TABLE, TABLES, CustomerStates, id_window, step_event
 from streams.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -243,13 +245,22 @@ def test_distinct_ids_are_never_taken_for_one_another():
 
 
 def test_a_worker_counts_a_burst_delivered_twice_once():
-    # the family step as a worker runs it, with the default settings
+    # the step as a worker runs it, with the default settings, its state written to the
+    # tables and read back from them for every event (as after a restart)
     settings = Settings(_env_file=None)
-    table: dict[bytes, bytes] = {}
+    tables: dict[str, dict[bytes, bytes]] = {name: {} for name in TABLES}
+    scoring = load_config(None)
     events = burst(40, 30.0)
-    changed = [feature_step(PURCHASES, table, e, settings).changed for e in events + events]
+    changed = []
+    for event in events + events:
+        states = CustomerStates(settings, tables)
+        changed.append(step_event(states, PURCHASES, event, scoring).changed)
+        for customers in states.changed().values():
+            states.write(customers)
     assert changed == [True] * 40 + [False] * 40
-    state = PURCHASES.load_state(loads(table[b"c1"]), settings)
+    assert b"c1" in tables[HEALTH_TABLE]
+    state = PURCHASES.load_state(loads(tables[PURCHASES.table][b"c1"]), id_window(settings),
+                                 settings.history_weeks)
     assert isinstance(state, PurchaseState) and state.orders == 40
 
 

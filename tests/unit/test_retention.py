@@ -21,7 +21,9 @@ from streams.domain.retention import (
     snapshot_from_tables,
 )
 from streams.domain.scoring import BANDS
-from streams.pipeline import FAMILIES, HEALTH_TABLE, PROFILE_TABLE
+from streams.families import REGISTRY
+from streams.families.profile import FAMILY as PROFILE
+from streams.pipeline import HEALTH_TABLE
 from streams.replay import LocalPipeline
 from streams.settings import Settings
 
@@ -330,12 +332,12 @@ def test_snapshot_of_empty_tables_keeps_every_label():
 
 
 def test_snapshot_reads_the_tables_the_pipeline_writes():
-    feature_tables = {f.family: f.table for f in FAMILIES.values()}
+    feature_tables = {f.name: f.table for f in REGISTRY if f.name != "billing"}
     assert feature_tables == {"purchase": retention.PURCHASE_TABLE,
                               "engagement": retention.ENGAGEMENT_TABLE,
                               "support": retention.SUPPORT_TABLE,
                               "profile": retention.PROFILE_TABLE}
-    assert (PROFILE_TABLE, HEALTH_TABLE) == (retention.PROFILE_TABLE, retention.HEALTH_TABLE)
+    assert (PROFILE.table, HEALTH_TABLE) == (retention.PROFILE_TABLE, retention.HEALTH_TABLE)
 
 
 def test_nps_counts_only_answers_within_the_window_and_rules_come_from_config():

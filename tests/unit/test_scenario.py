@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams.codec import build_codec
-from streams.domain.events import ProfileChange, parse_event
+from streams.domain.events import ProfileChange
+from streams.families import parse_event
 from streams.replay import LocalPipeline
 from streams.scenario import (
     CHAMPION,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from streams.backtest import load_events, load_truth, read_events
 from streams.codec import build_codec, default_schemas, to_json_record
-from streams.domain.events import IN_FUTURE, InvalidEvent, check_event_time, parse_event
+from streams.domain.events import IN_FUTURE, InvalidEvent, check_event_time
+from streams.families import parse_event
 from streams.settings import Settings
 from streams.simulator import (
     B2B_MIX,
