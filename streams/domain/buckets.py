@@ -87,14 +87,33 @@ class WeekBuckets:
         return [self.weeks[i] * 7 + bit for i in self._rows(first_week, last_week)
                 for bit in range(7) if self.masks[i] >> bit & 1]
 
-    def to_json(self) -> list[list[float]]:
-        return [[w, m, *_compact(row)]
-                for w, m, row in zip(self.weeks, self.masks, self.values, strict=True)]
+    def to_json(self) -> list[float]:
+        """One flat list: per week, its number (after the first: the weeks since the
+        previous one), its mask of active days and its counters."""
+        out: list[float] = []
+        previous = 0
+        for week, mask, row in zip(self.weeks, self.masks, self.values, strict=True):
+            out += (week - previous, mask, *_compact(row))
+            previous = week
+        return out
 
     @classmethod
-    def from_json(cls, width: int, rows: list[list[float]]) -> WeekBuckets:
-        return cls(width, [int(r[0]) for r in rows], [int(r[1]) for r in rows],
-                   [list(map(float, r[2:])) for r in rows])
+    def from_json(cls, width: int, rows: list[float] | list[list[float]]) -> WeekBuckets:
+        """From :meth:`to_json`, or from the former list of ``[week, mask, *counters]``."""
+        if rows and isinstance(rows[0], list):
+            old: list[list[float]] = rows
+            return cls(width, [int(r[0]) for r in old], [int(r[1]) for r in old],
+                       [list(map(float, r[2:])) for r in old])
+        flat: list[float] = rows  # type: ignore[assignment]
+        stride = width + 2
+        weeks: list[int] = []
+        week = 0
+        for i in range(0, len(flat), stride):
+            week += int(flat[i])
+            weeks.append(week)
+        return cls(width, weeks, [int(flat[i + 1]) for i in range(0, len(flat), stride)],
+                   [list(map(float, flat[i + 2:i + stride]))
+                    for i in range(0, len(flat), stride)])
 
 
 def _compact(row: list[float]) -> list[float]:

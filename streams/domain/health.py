@@ -21,9 +21,8 @@ from streams.domain.scoring import (
     ScoringConfig,
     compute_score,
     fall_per_day,
-    interpolate,
-    next_kink_d,
     next_tenure_d,
+    score_with,
     steady_until,
 )
 from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
@@ -41,7 +40,7 @@ STORED_SIGNALS = (
     "profile.signup_d", "profile.referrals", "purchase.first_at_d", "purchase.span_d",
     "purchase.aov", "purchase.days_90", "engagement.active_days", "purchase.currency",
 )
-_CODE = {name: str(i) for i, name in enumerate(STORED_SIGNALS)}
+_INDEX = {name: i for i, name in enumerate(STORED_SIGNALS)}
 #: Signals are kept to this many decimals (a day's fraction to a second).
 SIGNAL_DIGITS = 5
 MAX_REASONS = 5
@@ -61,6 +60,9 @@ class CustomerHealth:
     ema: tuple[float, float, int] | None = None  # score averages (7 d, 30 d) and their time
     champion: int = 0  # champion episodes so far; negative while one is open
     profile: ProfileState | None = None  # as brought by the customer's profile updates
+    #: the next check is a lower bound of the first that may act, not that check itself:
+    #: when it comes due, the checks from there are searched first (see next_check_ms)
+    provisional: bool = False
 
     def trends(self, score: float, at_ms: int) -> tuple[float | None, float | None]:
         """Score minus its 7- and 30-day exponentially weighted averages so far (the score's
@@ -89,23 +91,51 @@ class CustomerHealth:
         self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": {_CODE.get(k, k): round(v, SIGNAL_DIGITS) for k, v in self.signals.items()},
-                "f": self.first_ms,
+        stored: list[float | None] = [None] * len(STORED_SIGNALS)
+        others: dict[str, float] = {}
+        for name, value in self.signals.items():
+            index = _INDEX.get(name)
+            if index is None:
+                others[name] = round(value, SIGNAL_DIGITS)
+            else:
+                stored[index] = _short(round(value, SIGNAL_DIGITS))
+        while stored and stored[-1] is None:
+            stored.pop()
+        data: dict[str, Any] = {"s": stored}
+        if others:
+            data["o"] = others
+        return {**data, "f": self.first_ms,
                 "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
                 "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
                 "e": list(self.ema) if self.ema else None, "c": self.champion,
-                "pf": self.profile.snapshot() if self.profile is not None else None}
+                "pf": self.profile.snapshot() if self.profile is not None else None,
+                **({"v": 1} if self.provisional else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
-        signals = {STORED_SIGNALS[int(k)] if k.isdigit() else k: v
-                   for k, v in data["s"].items()}
+        """From :meth:`to_json`, or from the former ``s`` object (index or name -> value)."""
+        stored = data["s"]
+        if isinstance(stored, dict):
+            signals = {STORED_SIGNALS[int(k)] if k.isdigit() else k: v
+                       for k, v in stored.items()}
+        else:
+            signals = {STORED_SIGNALS[i]: float(v) for i, v in enumerate(stored)
+                       if v is not None}
+            signals.update(data.get("o", {}))
         return cls(signals, data.get("f"), data["a"],
                    data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
                    int(data.get("q", 0)),
                    (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
                    int(data.get("c", 0)),
-                   ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None)
+                   ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None,
+                   bool(data.get("v", 0)))
+
+
+def _short(value: float) -> float:
+    """A whole number written without its ``.0`` (read back as the same float; -0.0 kept)."""
+    if float(value).is_integer() and (value != 0 or math.copysign(1.0, value) > 0):
+        return int(value)
+    return value
 
 
 def segment_of(profile: ProfileState | None) -> str:
@@ -134,7 +164,7 @@ def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) 
                 f"< {group.critical_below:g}: score held at {group.critical_cap:g})")
     measure = config.measures[c.measure]
     detail = _detail(config, measure, c.value)
-    if capped_by is not None and c.points < interpolate(measure.curve, c.value):
+    if capped_by is not None and c.points < config.compiled().curves[c.measure](c.value):
         detail += f", capped by {capped_by}"
     return f"{measure.text} ({detail})"
 
@@ -180,9 +210,10 @@ def fit_status(config: ScoringConfig, profile: ProfileState | None) -> tuple[str
 
 
 def _contributions(score: Score) -> list[dict[str, Any]]:
-    return [{"signal": c.measure, "value": round(c.value, 4), "points": round(c.points, 2),
-             "weight": round(c.weight, 4), "contribution": round(c.contribution, 3)}
-            for c in score.contributions]
+    return [{"signal": measure, "value": round(value, 4), "points": round(points, 2),
+             "weight": round(weight, 4),
+             "contribution": round(points * weight + adjustment, 3)}  # c.contribution
+            for measure, _, value, points, weight, adjustment in score.contributions]
 
 
 def at_risk_record(
@@ -239,6 +270,13 @@ def evaluate(
     score_step: float,
 ) -> list[Output]:
     """Score the customer as of ``at_ms`` (never before its last evaluation)."""
+    if health.provisional:
+        health.provisional = False
+        if trigger == "timer" and health.as_of_ms is not None and at_ms > health.as_of_ms:
+            due = _resolve(health, config, at_ms, score_step)
+            if due > at_ms:  # this check would do nothing: it is not made
+                health.due_ms = due
+                return []
     if health.as_of_ms is not None:
         at_ms = max(at_ms, health.as_of_ms)
     health.as_of_ms = at_ms
@@ -249,7 +287,10 @@ def evaluate(
     if score is None:
         health.due_ms = None
         return []
-    alert_before, champion_before = health.alert.to_json(), health.champion
+    alert = health.alert
+    alert_before = (alert.state, alert.episode, alert.below, alert.above, alert.since_ms,
+                    alert.ended_ms)
+    champion_before = health.champion
     outputs: list[Output] = []
     trend_7d, trend_30d = health.trends(score.score, at_ms)
     previous_score, previous_band = health.published_score, health.published_band
@@ -297,26 +338,28 @@ def evaluate(
     if champion is not None:
         outputs.append(("CustomerChampion", champion))
     settled = health.champion == champion_before and _alert_settled(
-        alert_before, health.alert.to_json(), config.alerts.enter_after)
+        alert_before, alert, config.alerts.enter_after)
     health.due_ms = next_check_ms(health, config, at_ms, segment, tenure_d, settled=settled,
-                                  score=score, score_step=score_step)
+                                  score=score, score_step=score_step,
+                                  defer=trigger != "timer")
     return outputs
 
 
-def _alert_settled(before: list[Any], after: list[Any], enter_after: int) -> bool:
+def _alert_settled(before: tuple[str, int, int, int, int | None, int | None],
+                   after: AlertState, enter_after: int) -> bool:
     """Whether another evaluation with the same score leaves the alert state as it is: it
     did not change now, except for a count of low scores already past ``enter_after``
     (an episode held off by the cooldown or a short history, which end at known times)."""
-    if before == after:
-        return True
     state, episode, below, above, since, ended = before
-    return below >= enter_after and [state, episode, above, since, ended] == [
-        after[0], after[1], after[3], after[4], after[5]]
+    if (state != after.state or episode != after.episode or above != after.above
+            or since != after.since_ms or ended != after.ended_ms):
+        return False
+    return below == after.below or below >= enter_after
 
 
 def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, segment: str,
                   tenure_d: float | None, *, settled: bool, score: Score | None = None,
-                  score_step: float = 0.0) -> int:
+                  score_step: float = 0.0, defer: bool = False) -> int:
     """When to check a silent customer next. Checks fall on a grid, every
     ``check_every_d`` from this evaluation; the ones skipped are those that would change
     nothing, so the checks kept fall when they always did and publish what they always did.
@@ -324,14 +367,47 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
     Unless this evaluation changed the alert or champion state (then the next check is the
     next one of the grid), the next check is the first at or after whichever comes first:
     ``max_quiet_d`` ahead; the end of a cooldown or of the history an episode waits for;
-    and, while the score holds (``steady_until``), the moment it can move. While it falls
-    (no curve rises, so it cannot go back up before an update), the first check at which it
-    would be published or cross a band or the alert threshold, found by scoring a few
-    checks ahead rather than all of them."""
+    the next tenure threshold; and the first check that would do anything. While no curve
+    rises, the score can only hold or fall until the next update, so that check is found
+    by scoring a few checks ahead (a guess from how fast it falls, then a bisection) rather
+    than all of them. Where a curve can rise, the checks skipped are those while the score
+    holds (``steady_until``).
+
+    With ``defer`` (after an event: another one often comes before that check), the search
+    waits: the next check is the first that could act at all (the next one, or the first
+    after the score holds), marked ``provisional``; if it comes due first, the search runs
+    then (:func:`_resolve`) and finds the same check it would have found now."""
     lapse = config.lapse
     step = int(lapse.check_every_d * DAY_MS)
     if not settled:
         return at_ms + step
+    if score is None or not config.plan(score.profile).falling:
+        now_d = at_ms / DAY_MS
+        until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
+                               tenure_d=tenure_d,
+                               profile=score.profile if score is not None else None)
+        if until_d > now_d:
+            return _on_grid(at_ms, step, min(until_d * DAY_MS, _horizon(health, config, at_ms)))
+        return at_ms + step
+    last = _last_check(health, config, at_ms, step, score.profile, tenure_d)
+    if defer and last > 1 and health.published_score is not None:
+        start = 1
+        until_d = steady_until(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
+                               tenure_d=tenure_d, profile=score.profile)
+        if until_d > at_ms / DAY_MS:  # the checks up to then hold the score: none acts
+            start = (_on_grid(at_ms, step, min(until_d * DAY_MS, at_ms + last * step))
+                     - at_ms) // step
+        if start < last:
+            health.provisional = True
+            return at_ms + step * start
+    return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
+                                        step, last, score_step)
+
+
+def _horizon(health: CustomerHealth, config: ScoringConfig, at_ms: int) -> float:
+    """The latest a settled customer evaluated at ``at_ms`` is checked: ``max_quiet_d``
+    ahead, or when an episode due but held off can start."""
+    lapse = config.lapse
     horizon = at_ms + lapse.max_quiet_d * DAY_MS
     rules = config.alerts
     alert = health.alert
@@ -342,75 +418,99 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
         ):
             if moment is not None and moment > at_ms:
                 horizon = min(horizon, moment)
-    profile = score.profile if score is not None else None
-    now_d = at_ms / DAY_MS
-    until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
-                           tenure_d=tenure_d, profile=profile)
-    if until_d > now_d:
-        return _on_grid(at_ms, step, min(until_d * DAY_MS, horizon))
-    if score is None or not config.plan(score.profile).falling:
-        return at_ms + step
-    threshold = next_tenure_d(config, score.profile, tenure_d)
+    return horizon
+
+
+def _last_check(health: CustomerHealth, config: ScoringConfig, at_ms: int, step: int,
+                profile: str, tenure_d: float | None) -> int:
+    """The check (counted in steps from ``at_ms``) made whatever happens: the horizon, or
+    the next tenure threshold if sooner."""
+    horizon = _horizon(health, config, at_ms)
+    threshold = next_tenure_d(config, profile, tenure_d)
     if threshold is not None and tenure_d is not None:
         horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
-    kink = next_kink_d(config, score, health.signals, segment, at_ms / DAY_MS)
-    if kink is not None:  # the fall is straight up to there: the guess below holds
-        horizon = min(horizon, kink * DAY_MS)
-    last = (_on_grid(at_ms, step, horizon) - at_ms) // step  # checked whatever happens
-    return at_ms + step * _first_change(health, config, score, segment, tenure_d, at_ms,
-                                        step, last, score_step)
+    return (_on_grid(at_ms, step, horizon) - at_ms) // step
+
+
+def _resolve(health: CustomerHealth, config: ScoringConfig, at_ms: int,
+             score_step: float) -> int:
+    """The first check at or after the provisional check ``at_ms`` that acts, searched as
+    :func:`next_check_ms` would have searched at the last evaluation (nothing has changed
+    since: an update would have evaluated the customer again)."""
+    origin = health.as_of_ms
+    assert origin is not None
+    segment = segment_of(health.profile)
+    tenure_d = tenure_days(health.profile, origin)
+    score = compute_score(config, health.signals, now_d=origin / DAY_MS, segment=segment,
+                          tenure_d=tenure_d)
+    if score is None:
+        return at_ms
+    step = int(config.lapse.check_every_d * DAY_MS)
+    last = _last_check(health, config, origin, step, score.profile, tenure_d)
+    start = (at_ms - origin) // step
+    return origin + step * _first_change(health, config, score, segment, tenure_d, origin,
+                                         step, last, score_step, start=start)
 
 
 def _first_change(health: CustomerHealth, config: ScoringConfig, score: Score, segment: str,
                   tenure_d: float | None, at_ms: int, step: int, last: int,
-                  score_step: float) -> int:
-    """A check k (1..``last``) of a falling score before which no evaluation would do
-    anything: publish (the score moved more than ``score_step`` from the published one, or
-    its band changed) or cross the alert's entry threshold. Usually the first that would."""
+                  score_step: float, start: int = 1) -> int:
+    """The first check k (1..``last``, ``last`` if none before) of a score that cannot rise
+    at which an evaluation would do anything: publish (the score moved more than
+    ``score_step`` from the published one, or its band changed) or cross the alert's entry
+    threshold. As the score only holds or falls, "would act" is false up to some check and
+    true from there on: the check is bracketed by scoring checks ahead, each guessed where
+    a straight line through the scores known reaches the nearest threshold (exact while the
+    score falls in a straight line: two scorings), halving the bracket when guesses stall."""
     published = health.published_score
+    if last <= start or published is None:
+        return min(start, last) if published is not None else start
     entry = None if health.alert.active or score.score < config.alerts.enter_below \
         else config.alerts.enter_below
-    if last <= 1 or published is None:
-        return 1
-
-    def at(k: int) -> Score | None:
-        return compute_score(
-            config, health.signals, now_d=(at_ms + k * step) / DAY_MS, segment=segment,
-            tenure_d=None if tenure_d is None else tenure_d + k * step / DAY_MS)
-
-    def acts(later: Score | None) -> bool:
-        return (later is None or abs(later.score - published) > score_step
-                or later.band != health.published_band
-                or (entry is not None and later.score < entry))
-
-    def changes(k: int) -> bool:
-        return k >= last or acts(at(k))
-
-    # guess the check from how fast the score falls, make sure nothing happens before it,
-    # and bisect when something does: a falling score makes "changes" false up to some
-    # check and true from there on. The check at the guess runs as a real one.
-    rate = fall_per_day(config, score, health.signals, segment, at_ms / DAY_MS)
-    if rate is None:
-        return 1
-    fall = rate * step / DAY_MS
-    gaps = [score.score - t for t in (config.bands.healthy_min, config.bands.watch_min,
-                                      published - score_step, entry) if t is not None]
-    nearest = min((g for g in gaps if g >= 0), default=None)
-    guess = last
-    if fall > 0 and nearest is not None:
-        guess = min(last, max(1, math.floor(nearest / fall) + 1))
-    if guess <= 2:
-        return 1  # one check to skip is not worth a score to make sure of it
-    if not changes(guess - 1):
-        return guess
-    lo, hi = 0, guess - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if changes(mid):
-            hi = mid
+    band = health.published_band
+    signals = health.signals
+    compiled = config.compiled()
+    # the score acts once below the nearest of these under it (used to guess, not decide)
+    below = [t for t in (compiled.healthy_min, compiled.watch_min, published - score_step,
+                         entry) if t is not None and t <= score.score]
+    target = max(below) if below else None
+    lo, s_lo = start - 1, score.score  # nothing happens at lo (now, or checks before start)
+    hi, s_hi = last, None  # something happens at hi (the last check runs whatever happens)
+    k = last
+    rate = fall_per_day(config, score, signals, segment, at_ms / DAY_MS)
+    if rate is not None and rate > 0 and target is not None:
+        k = math.floor((score.score - target) / (rate * step / DAY_MS)) + 1
+    prev: tuple[int, float] | None = None  # the check before lo that did nothing
+    for rounds in range(64):
+        if hi - lo <= 1:
+            break
+        if rounds >= 4 or not lo < k < hi:
+            k = (lo + hi) // 2 if rounds >= 4 or s_hi is not None or k <= lo else hi - 1
+        later = score_with(compiled, signals, (at_ms + k * step) / DAY_MS, segment,
+                           None if tenure_d is None else tenure_d + k * step / DAY_MS)
+        if (later is None or abs(later - published) > score_step
+                or compiled.band(later) != band or (entry is not None and later < entry)):
+            hi, s_hi = k, later
         else:
-            lo = mid
+            prev, (lo, s_lo) = (lo, s_lo), (k, later)
+        k = _crossing(lo, s_lo, hi, s_hi, prev, target)
+        if k >= hi:
+            k = hi - 1  # the check just before: is the guess exact?
     return hi
+
+
+def _crossing(lo: int, s_lo: float, hi: int, s_hi: float | None,
+              prev: tuple[int, float] | None, target: float | None) -> int:
+    """The first check at which the straight line through two known scores goes below
+    ``target``: between the bracket's ends when the score at ``hi`` is known, else
+    extrapolated from the two latest checks that did nothing; ``-1`` without a line."""
+    if target is None:
+        return -1
+    if s_hi is not None and s_lo > s_hi:
+        return math.ceil(lo + (s_lo - target) / (s_lo - s_hi) * (hi - lo))
+    if s_hi is None and prev is not None and prev[1] > s_lo:
+        return math.ceil(lo + (s_lo - target) * (lo - prev[0]) / (prev[1] - s_lo))
+    return -1
 
 
 def _on_grid(at_ms: int, step: int, due: float) -> int:
@@ -424,10 +524,13 @@ def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: st
     """Enter the top tier when a champion rule holds and the score is healthy enough;
     leave it when no rule holds or the customer is at risk. Returns the record on entry."""
     rules = config.champion
+    if health.champion >= 0 and (profile is None or score.score < rules.min_score):
+        return None  # cannot enter (see below), and no episode to leave
     segment = profile.segment if profile is not None else None
-    holds = [f"{r.signal} >= {r.at_least:g}" for r in rules.rules
-             if (not r.segments or segment in r.segments)
-             and health.signals.get(r.signal, -math.inf) >= r.at_least]
+    get = health.signals.get
+    holds = [text for signal, at_least, segments, text in config.compiled().champion_rules
+             if (segments is None or segment in segments)
+             and get(signal, -math.inf) >= at_least]
     if health.champion < 0:  # in an episode
         if not holds or score.band == "at_risk":
             health.champion = -health.champion

@@ -14,7 +14,7 @@ import bisect
 import hashlib
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -295,7 +295,7 @@ class ScoringConfig(_Strict):
     retention: ActivityRules = ActivityRules()
     btyd: Btyd = Btyd()
     link: Link | None = None
-    _plans: dict[str, _ProfilePlan] = PrivateAttr(default_factory=dict)
+    _compiled: _Compiled | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _references(self) -> ScoringConfig:
@@ -343,12 +343,19 @@ class ScoringConfig(_Strict):
         return Reason(group.critical_reason, group.critical_text,
                       group.critical_churn_reason or "")
 
+    def compiled(self) -> _Compiled:
+        """What scoring reads on every evaluation, as plain attributes (compiled once per
+        config object: a copy made with other values compiles its own)."""
+        private = self.__pydantic_private__
+        assert private is not None
+        compiled: _Compiled | None = private.get("_compiled")
+        if compiled is None or compiled.owner is not self:
+            compiled = private["_compiled"] = _Compiled(self)
+        return compiled
+
     def plan(self, profile: str) -> _ProfilePlan:
         """The profile's groups and measures, compiled once for fast scoring."""
-        plan = self._plans.get(profile)
-        if plan is None:
-            plan = self._plans[profile] = _compile(self, profile)
-        return plan
+        return self.compiled().plan(profile)
 
     def segment(self, name: str) -> Segment:
         return self.segments.get(name, self.segments["default"])
@@ -361,16 +368,7 @@ class ScoringConfig(_Strict):
         return "at_risk"
 
     def profile_for(self, segment: str, tenure_d: float | None) -> str:
-        if tenure_d is not None:
-            for name, profile in self.profiles.items():
-                if profile.when_tenure_below_d is not None and (
-                    tenure_d < profile.when_tenure_below_d
-                ):
-                    return name
-        for name, profile in self.profiles.items():
-            if segment in profile.segments:
-                return name
-        return self.default_profile
+        return self.compiled().profile_for(segment, tenure_d)
 
     def play(self, segment: str, churn_reason: str, *, contactable: bool = True) -> str:
         """The playbook entry for a segment and churn reason; a customer who gave no
@@ -446,12 +444,24 @@ class _Curve:
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
-@dataclass(frozen=True, slots=True)
 class _MeasurePlan:
-    name: str
-    weight: float
-    measure: Measure
-    curve: _Curve
+    """One measure of a profile, with what scoring reads of it as plain attributes."""
+
+    __slots__ = ("bit", "curve", "direct", "kind", "measure", "min_tenure_d", "name",
+                 "signal", "weight", "xs", "ys")
+
+    def __init__(self, name: str, weight: float, measure: Measure, bit: int) -> None:
+        self.name = name
+        self.weight = weight
+        self.measure = measure
+        self.curve = _Curve.of(measure.curve)
+        self.xs, self.ys = self.curve.xs, self.curve.ys
+        self.bit = bit
+        self.signal = measure.signal
+        self.kind = measure.kind
+        self.min_tenure_d = measure.min_tenure_d
+        #: the signal is the value: no time, tenure or model in between
+        self.direct = measure.kind == "value" and measure.min_tenure_d is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +473,15 @@ class _GroupPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class _Layout:
+    """The weights of one set of present measures (they depend on nothing else): per
+    group with a measure present, in order, the group, how many measures it has present,
+    the position of its capping measure among them (or -1) and their weights in the score."""
+
+    groups: tuple[tuple[_GroupPlan, int, int, tuple[float, ...], float], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _ProfilePlan:
     groups: tuple[_GroupPlan, ...]
     elapsed: tuple[_MeasurePlan, ...]  # the measures that move with time (not ``value``)
@@ -471,25 +490,112 @@ class _ProfilePlan:
     #: never rises
     falling: bool = True
     link: Link | None = None
+    measures: tuple[_MeasurePlan, ...] = ()  # every measure, group by group
+    elapsed_by_name: dict[str, _MeasurePlan] = field(default_factory=dict)
+    #: set of present measures (a bit mask) -> its weights; None: no behavioural group
+    layouts: dict[int, _Layout | None] = field(default_factory=dict)
+
+    def layout(self, mask: int) -> _Layout | None:
+        layout = self.layouts.get(mask, self)
+        if layout is self:
+            layout = self.layouts[mask] = self._layout(mask)
+        return layout  # type: ignore[return-value]
+
+    def _layout(self, mask: int) -> _Layout | None:
+        present = [(g, [m for m in g.measures if m.bit & mask]) for g in self.groups]
+        present = [(g, found) for g, found in present if found]
+        if not any(not g.group.context for g, _ in present):
+            return None
+        total_group = 0.0
+        for gplan, _ in present:
+            total_group += gplan.weight
+        groups = []
+        for gplan, found in present:
+            total_measure = 0.0
+            cap = -1
+            for i, mplan in enumerate(found):
+                total_measure += mplan.weight
+                if mplan.name == gplan.group.capped_by:
+                    cap = i
+            share = gplan.weight / total_group
+            weights = tuple(share * (m.weight / total_measure) for m in found)
+            groups.append((gplan, len(found), cap, weights, total_measure))
+        return _Layout(tuple(groups))
 
 
 def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
     groups = []
+    bit = 1
     for gname, gweight in config.profiles[profile].groups.items():
         if gweight <= 0:
             continue
         group = config.groups[gname]
-        measures = tuple(
-            _MeasurePlan(mname, mweight, config.measures[mname],
-                         _Curve.of(config.measures[mname].curve))
-            for mname, mweight in group.measures.items() if mweight > 0)
-        groups.append(_GroupPlan(gname, gweight, group, measures))
+        measures = []
+        for mname, mweight in group.measures.items():
+            if mweight > 0:
+                measures.append(_MeasurePlan(mname, mweight, config.measures[mname], bit))
+                bit <<= 1
+        groups.append(_GroupPlan(gname, gweight, group, tuple(measures)))
     elapsed = tuple(m for g in groups for m in g.measures if m.measure.moves_with_time)
     tenures = {p.when_tenure_below_d for p in config.profiles.values()}
     tenures |= {m.min_tenure_d for m in config.measures.values()}
     falling = all(m.measure.falls_with_time for m in elapsed)
     return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)),
-                        falling, config.link)
+                        falling, config.link, tuple(m for g in groups for m in g.measures),
+                        {m.name: m for m in elapsed})
+
+
+class _Compiled:
+    """A scoring config as scoring reads it on every evaluation: plain attributes and
+    the profiles' plans, built once per config object."""
+
+    __slots__ = ("btyd", "champion_rules", "curves", "default_profile", "healthy_min", "link",
+                 "owner", "plans", "profiles_by_segment", "segments", "tenure_profiles",
+                 "version", "watch_min")
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.owner = config
+        self.version = config.version
+        self.link = config.link
+        self.btyd = config.btyd
+        self.healthy_min = config.bands.healthy_min
+        self.watch_min = config.bands.watch_min
+        self.segments = config.segments
+        self.default_profile = config.default_profile
+        self.tenure_profiles = tuple(
+            (name, p.when_tenure_below_d) for name, p in config.profiles.items()
+            if p.when_tenure_below_d is not None)
+        self.profiles_by_segment: dict[str, str] = {}
+        for name, p in config.profiles.items():
+            for segment in p.segments:
+                self.profiles_by_segment.setdefault(segment, name)
+        self.plans = {name: _compile(config, name) for name in config.profiles}
+        self.curves = {name: _Curve.of(m.curve) for name, m in config.measures.items()}
+        #: the champion rules: signal, threshold, segments (None: every one), as text
+        self.champion_rules = tuple(
+            (r.signal, r.at_least, frozenset(r.segments) if r.segments else None,
+             f"{r.signal} >= {r.at_least:g}") for r in config.champion.rules)
+
+    def plan(self, profile: str) -> _ProfilePlan:
+        return self.plans[profile]
+
+    def profile_for(self, segment: str, tenure_d: float | None) -> str:
+        if tenure_d is not None:
+            for name, below in self.tenure_profiles:
+                if tenure_d < below:
+                    return name
+        return self.profiles_by_segment.get(segment, self.default_profile)
+
+    def segment(self, name: str) -> Segment:
+        segment = self.segments.get(name)
+        return segment if segment is not None else self.segments["default"]
+
+    def band(self, score: float) -> str:
+        if score >= self.healthy_min:
+            return "healthy"
+        if score >= self.watch_min:
+            return "watch"
+        return "at_risk"
 
 
 def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
@@ -499,15 +605,17 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
     A measure not yet past its first point adds nothing (it is flat there); None when no
     measure moves but one is waiting so: a customer still inside its usual gap is likely
     to send an event before any guess comes due."""
-    plan = config.plan(score.profile)
-    seg = config.segment(segment)
+    compiled = config.compiled()
+    plan = compiled.plans[score.profile]
+    elapsed = plan.elapsed_by_name
+    seg = compiled.segment(segment)
     rate = 0.0
     waiting = moving = False
     for c in score.contributions:
-        mplan = next((m for m in plan.elapsed if m.name == c.measure), None)
+        mplan = elapsed.get(c.measure)
         if mplan is None or c.weight <= 0:
             continue
-        xs, ys = mplan.curve.xs, mplan.curve.ys
+        xs, ys = mplan.xs, mplan.ys
         if mplan.measure.kind == "btyd":
             later = btyd_value(config.btyd, signals, now_d + 1.0)
             if later is not None:
@@ -540,18 +648,20 @@ def next_kink_d(config: ScoringConfig, score: Score, signals: dict[str, float],
     """The first day after ``now_d`` at which a time-moving measure of the score reaches a
     point of its curve (where its slope changes), if any: up to then the score falls in a
     straight line (caps and a link aside)."""
-    plan = config.plan(score.profile)
-    seg = config.segment(segment)
+    compiled = config.compiled()
+    elapsed = compiled.plans[score.profile].elapsed_by_name
+    seg = compiled.segment(segment)
     first: float | None = None
-    values = {c.measure: c.value for c in score.contributions}
-    for mplan in plan.elapsed:
-        value = values.get(mplan.name)
-        if value is None or mplan.measure.kind == "btyd":
+    for c in score.contributions:
+        mplan = elapsed.get(c.measure)
+        if mplan is None or mplan.kind == "btyd":
             continue
-        i = bisect.bisect_right(mplan.curve.xs, value)
-        if i == len(mplan.curve.xs):
+        value = c.value
+        xs = mplan.xs
+        i = bisect.bisect_right(xs, value)
+        if i == len(xs):
             continue
-        at = now_d + (mplan.curve.xs[i] - value) * expected_gap(mplan.measure, signals, seg)
+        at = now_d + (xs[i] - value) * expected_gap(mplan.measure, signals, seg)
         if at > now_d and (first is None or at < first):
             first = at
     return first
@@ -661,22 +771,22 @@ def steady_until(
     stretch of its curve (before its first point, past its last, or between two points of
     equal value) and no tenure threshold (a profile's ``when_tenure_below_d``, a measure's
     ``min_tenure_d``) is crossed."""
-    name = profile if profile is not None else config.profile_for(segment, tenure_d)
-    plan = config.plan(name)
+    compiled = config.compiled()
+    name = profile if profile is not None else compiled.profile_for(segment, tenure_d)
+    plan = compiled.plans[name]
     until = math.inf
     seg = None
     for mplan in plan.elapsed:
-        measure = mplan.measure
-        base = signals.get(measure.signal)
+        base = signals.get(mplan.signal)
         if base is None:
             continue
-        if measure.kind == "btyd":
+        if mplan.kind == "btyd":
             return now_d  # expected purchases shrink continuously with time
         if seg is None:
-            seg = config.segment(segment)
-        per = expected_gap(measure, signals, seg)
+            seg = compiled.segment(segment)
+        per = expected_gap(mplan.measure, signals, seg)
         value = max(0.0, now_d - base) / per
-        xs, ys = mplan.curve.xs, mplan.curve.ys
+        xs, ys = mplan.xs, mplan.ys
         if value >= xs[-1]:
             continue
         if value < xs[0]:
@@ -687,9 +797,10 @@ def steady_until(
                 return now_d
             end = xs[i]
         until = min(until, base + end * per)
-    threshold = next_tenure_d(config, name, tenure_d)
-    if threshold is not None and tenure_d is not None:
-        until = min(until, now_d + threshold - tenure_d)
+    if tenure_d is not None:
+        threshold = next((t for t in plan.tenures if tenure_d < t), None)
+        if threshold is not None:
+            until = min(until, now_d + threshold - tenure_d)
     return max(until, now_d)
 
 
@@ -702,69 +813,126 @@ def compute_score(
     tenure_d: float | None,
 ) -> Score | None:
     """Score a customer from its signals at day ``now_d``; None when no measure applies."""
-    profile_name = config.profile_for(segment, tenure_d)
-    seg = config.segment(segment)
-    present: list[tuple[_GroupPlan, list[tuple[_MeasurePlan, float]]]] = []
-    behavioural = False
-    for gplan in config.plan(profile_name).groups:
-        found = []
-        for mplan in gplan.measures:
-            measure = mplan.measure
-            value = signals.get(measure.signal)
-            if value is None:
+    compiled = config.compiled()
+    contributions: list[Contribution] = []
+    scored = _score(compiled, signals, now_d, segment, tenure_d, contributions)
+    if scored is None:
+        return None
+    score, profile_name, points = scored
+    return Score(score, compiled.band(score), profile_name, tuple(contributions),
+                 compiled.version, points)
+
+
+def score_with(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
+               tenure_d: float | None) -> float | None:
+    """The score alone, as :func:`compute_score` gives it (``compiled.band`` gives its
+    band), made faster: no contributions. For looking ahead at a score."""
+    scored = _score(compiled, signals, now_d, segment, tenure_d, None)
+    return None if scored is None else scored[0]
+
+
+def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment: str,
+           tenure_d: float | None,
+           contributions: list[Contribution] | None) -> tuple[float, str, float] | None:
+    """:func:`compute_score` as (score, profile, points before a link), filling
+    ``contributions`` when given (None: the score alone, faster)."""
+    profile_name = compiled.profile_for(segment, tenure_d)
+    plan = compiled.plans[profile_name]
+    get = signals.get
+    present: list[_MeasurePlan] = []
+    values: list[float] = []
+    mask = 0
+    seg = None
+    for mplan in plan.measures:
+        value = get(mplan.signal)
+        if value is None:
+            continue
+        if not mplan.direct:
+            below = mplan.min_tenure_d
+            if below is not None and (tenure_d is None or tenure_d < below):
                 continue
-            if measure.kind != "value" or measure.min_tenure_d is not None:
-                value = measure_value(measure, signals, now_d, seg, tenure_d, config.btyd)
+            kind = mplan.kind
+            if kind == "btyd":
+                value = btyd_value(compiled.btyd, signals, now_d)
                 if value is None:
                     continue
-            found.append((mplan, value))
-        if found:
-            present.append((gplan, found))
-            behavioural = behavioural or not gplan.group.context
-    if not behavioural:
+            elif kind != "value":
+                if seg is None:
+                    seg = compiled.segment(segment)
+                value = max(0.0, now_d - value) / expected_gap(mplan.measure, signals, seg)
+        mask |= mplan.bit
+        present.append(mplan)
+        values.append(value)
+    layout = plan.layout(mask)
+    if layout is None:
         return None
-    total_group = 0.0
-    for gplan, _ in present:
-        total_group += gplan.weight
-    contributions = []
-    critical: list[tuple[str, float]] = []  # (group, its points) of critical groups
-    for gplan, found in present:
-        group = gplan.group
-        capped_by = group.capped_by
-        total_measure = 0.0
+    products: list[float] = []
+    critical: list[tuple[_GroupPlan, float]] = []  # critical groups and their points
+    pos = 0
+    for gplan, count, cap_at, weights, total_measure in layout.groups:
         cap = None
-        for mplan, value in found:
-            total_measure += mplan.weight
-            if mplan.name == capped_by:
-                cap = mplan.curve(value)
-        share = gplan.weight / total_group
+        if cap_at >= 0:
+            cap = _lookup(present[pos + cap_at], values[pos + cap_at])
+        critical_below = gplan.group.critical_below
         group_points = 0.0
-        for mplan, value in found:
-            points = mplan.curve(value)
+        for j in range(count):
+            mplan = present[pos + j]
+            value = values[pos + j]
+            xs = mplan.xs  # the curve's points at value, as _lookup (inlined: hot)
+            if value <= xs[0]:
+                points = mplan.ys[0]
+            else:
+                i = bisect.bisect_left(xs, value)
+                if i == len(xs):
+                    points = mplan.ys[-1]
+                else:
+                    ys = mplan.ys
+                    x0, y0 = xs[i - 1], ys[i - 1]
+                    points = y0 + (ys[i] - y0) * (value - x0) / (xs[i] - x0)
             if cap is not None and cap < points:
                 points = cap
-            group_points += points * mplan.weight
-            contributions.append(Contribution(
-                mplan.name, mplan.measure.signal, value, points,
-                share * (mplan.weight / total_measure)))
-        group_points /= total_measure
-        if group.critical_below is not None and group_points < group.critical_below:
-            critical.append((gplan.name, group_points))
-    points = min(100.0, max(0.0, sum(c.points * c.weight for c in contributions)))
+            if critical_below is not None:
+                group_points += points * mplan.weight
+            weight = weights[j]
+            products.append(points * weight)
+            if contributions is not None:
+                contributions.append(Contribution(
+                    mplan.name, mplan.signal, value, points, weight))
+        pos += count
+        if critical_below is not None:
+            group_points /= total_measure
+            if group_points < critical_below:
+                critical.append((gplan, group_points))
+    points = min(100.0, max(0.0, sum(products)))
     score = points
-    if config.link is not None:
-        score = 100.0 * config.link.probability(points)
-        contributions = _scaled(contributions, score, points)
-    for gname, group_points in critical:
-        cap_at = config.groups[gname].critical_cap
-        if score > cap_at:
-            contributions.append(Contribution(
-                measure=gname + CRITICAL_SUFFIX, signal=gname, value=round(group_points, 2),
-                points=0.0, weight=0.0, adjustment=cap_at - score))
-            score = cap_at
-    score = round(score, 2)
-    return Score(score, config.band(score), profile_name, tuple(contributions),
-                 config.version, points)
+    link = compiled.link
+    if link is not None:
+        score = 100.0 * link.probability(points)
+        if contributions is not None:
+            contributions[:] = _scaled(contributions, score, points)
+    for gplan, group_points in critical:
+        cap_to = gplan.group.critical_cap
+        if score > cap_to:
+            if contributions is not None:
+                contributions.append(Contribution(
+                    measure=gplan.name + CRITICAL_SUFFIX, signal=gplan.name,
+                    value=round(group_points, 2), points=0.0, weight=0.0,
+                    adjustment=cap_to - score))
+            score = cap_to
+    return round(score, 2), profile_name, points
+
+
+def _lookup(mplan: _MeasurePlan, x: float) -> float:
+    """The measure's points at ``x`` (:class:`_Curve`, inlined)."""
+    xs = mplan.xs
+    if x <= xs[0]:
+        return mplan.ys[0]
+    i = bisect.bisect_left(xs, x)
+    if i == len(xs):
+        return mplan.ys[-1]
+    ys = mplan.ys
+    x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
 def _scaled(contributions: list[Contribution], score: float,

@@ -262,3 +262,15 @@ def test_a_worker_counts_a_burst_delivered_twice_once():
     state = PURCHASES.load_state(loads(tables[PURCHASES.table][b"c1"]), id_window(settings),
                                  settings.history_weeks)
     assert isinstance(state, PurchaseState) and state.orders == 40
+
+
+def test_week_buckets_round_trip_and_the_former_rows_still_load():
+    buckets = WeekBuckets(2)
+    for day, spend in ((700, 12.5), (702, 3.0), (714, 1.25), (735, 4.0)):
+        buckets.add(day, [1.0, spend], 8)
+    again = WeekBuckets.from_json(2, buckets.to_json())
+    assert again == buckets
+    assert buckets.to_json()[:4] == [100, 5, 2, 15.5]  # week 100, then weeks since it
+    former = [[w, m, *row] for w, m, row in zip(buckets.weeks, buckets.masks,
+                                                 buckets.values, strict=True)]
+    assert WeekBuckets.from_json(2, former) == buckets

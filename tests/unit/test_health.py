@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from streams.domain.buckets import DAY_MS
 from streams.domain.events import Consent
-from streams.domain.features import ProfileState, RecentIds
+from streams.domain.features import ProfileState, RecentIds, dumps, loads
 from streams.domain.health import CustomerHealth, evaluate
 from streams.domain.scoring import load_config
 
@@ -81,6 +81,22 @@ def test_state_round_trips():
     health.update_signals("purchase", DAY0 * DAY_MS, {"purchase.last_at_d": DAY0})
     run(health, DAY0 + 100, profile())
     assert CustomerHealth.from_json(health.to_json()) == health
+
+
+def test_stored_signals_round_trip_exactly_and_the_former_format_still_loads():
+    health = CustomerHealth()
+    signals = {"purchase.orders_total": 3.0, "support.sentiment_28d": -0.0,
+               "purchase.last_at_d": 20453.45833, "plugin.score": 0.5}
+    health.update_signals("purchase", DAY0 * DAY_MS, signals)
+    again = CustomerHealth.from_json(loads(dumps(health.to_json())))
+    assert again == health
+    assert all(type(v) is float for v in again.signals.values())
+    assert str(again.signals["support.sentiment_28d"]) == "-0.0"
+    former = {"s": {"1": 3.0, "14": -0.0, "0": 20453.45833, "plugin.score": 0.5},
+              "f": DAY0 * DAY_MS, "a": None, "p": None, "b": None,
+              "x": ["healthy", 0, 0, 0, None, None], "d": None, "q": 0, "e": None, "c": 0,
+              "pf": None}
+    assert CustomerHealth.from_json(former) == health
 
 
 def test_champion_once_per_episode_with_the_rules_that_hold():
@@ -175,3 +191,42 @@ def test_no_episode_starts_before_a_customer_was_seen_for_min_history_days():
     assert "CustomerAtRisk" not in dict(outputs)  # ...but one event is not evidence
     later = run(health, DAY0 + CONFIG.alerts.min_history_d, profile(), "timer")
     assert "CustomerAtRisk" in dict(later)
+
+
+def test_a_deferred_check_is_stored_and_lands_where_checking_at_once_would():
+    """After an event the search for the next check that acts waits until a check could
+    act at all; stored and read back in between, it then publishes what an immediate
+    search would have scheduled."""
+    import copy
+
+    from streams.domain.health import compute_score, next_check_ms
+    from streams.pipeline import score_update, tick_update
+    from streams.settings import Settings
+
+    signals = {"purchase.last_at_d": DAY0 - 50.0, "purchase.orders_total": 2.0,
+               "purchase.first_at_d": DAY0 - 80.0}
+    lazy = CustomerHealth()
+    lazy.update_signals("purchase", DAY0 * DAY_MS, signals)
+    run(lazy, DAY0 - 1, trigger_id="e0")  # the first evaluation moves the alert state
+    eager = copy.deepcopy(lazy)
+    run(lazy, DAY0)
+    assert lazy.provisional and lazy.due_ms == (DAY0 + 1) * DAY_MS
+    stored = CustomerHealth.from_json(loads(dumps(lazy.to_json())))
+    assert stored == lazy
+
+    run(eager, DAY0)
+    at_ms = DAY0 * DAY_MS
+    score = compute_score(CONFIG, eager.signals, now_d=DAY0, segment="default",
+                          tenure_d=None)
+    eager.provisional = False
+    eager.due_ms = next_check_ms(eager, CONFIG, at_ms, "default", None, settled=True,
+                                 score=score, score_step=5.0)
+    assert eager.due_ms > (DAY0 + 1) * DAY_MS
+
+    def tick(health, day):
+        return score_update(health, tick_update("c1", datetime.fromtimestamp(
+            day * 86400, tz=UTC)), CONFIG, Settings(_env_file=None))[1]
+
+    for day in range(DAY0 + 1, DAY0 + 60):
+        assert tick(stored, day) == tick(eager, day)
+    assert stored.due_ms == eager.due_ms and stored.published_score == eager.published_score
