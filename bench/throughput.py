@@ -100,21 +100,27 @@ def raw_rate(settings: Settings, expected: int) -> float:
 
 def faust_ceiling(settings: Settings, expected: int, workdir: Path) -> float:
     topics = ",".join(settings.topic(t) for t in INPUT_TOPICS)
-    log = (workdir / "ceiling.log").open("wb")
+    log_path = workdir / "ceiling.log"
+    log = log_path.open("wb")
+    # a Faust worker sends its stdout to its log: the rate is read from there
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("faust_ceiling.py")),
          "--bootstrap", settings.kafka_bootstrap, "--topics", topics,
          "--expected", str(expected), "--partitions", str(settings.partitions),
          "--data-dir", str(workdir / "ceiling")],
-        stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("RATE "):
-                return float(line.split()[1])
-        raise SystemExit(f"the Faust ceiling agent stopped; see {workdir / 'ceiling.log'}")
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            for line in log_path.read_text(errors="replace").splitlines():
+                if "RATE " in line:
+                    return float(line.split("RATE ", 1)[1].split()[0])
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)  # polling the child's log
+        raise SystemExit(f"the Faust ceiling agent gave no rate; see {log_path}")
     finally:
-        stop_process(proc, 30)  # type: ignore[arg-type]
+        stop_process(proc, 30)
         log.close()
 
 

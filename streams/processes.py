@@ -155,6 +155,8 @@ def run_worker_group(settings: Settings, processes: int) -> int:
     """Run ``processes`` worker processes in one consumer group until SIGTERM or Ctrl-C
     (passed on to each), or until one of them exits (the others are then stopped, and
     its status is returned, so that a supervisor restarts the group)."""
+    for i in range(processes):  # each process keeps its state in a directory of its own
+        (settings.data_dir / f"process-{i}").mkdir(parents=True, exist_ok=True)
     children = [subprocess.Popen([sys.executable, "-m", "streams.worker"],
                                  env=worker_env(settings, **process_group_env(settings, i)),
                                  stdin=subprocess.DEVNULL)
