@@ -159,13 +159,13 @@ class _Streams:
             self.seen_at.setdefault(stream, now)  # unread yet: holds back until idle
 
     def idle(self, stream: Hashable, now: float) -> bool:
-        """Read to its end and quiet for the grace time; or quiet for the idle time when
-        its end is not known. A stream known to hold unread records is never idle."""
+        """Read to its end and quiet for the grace time; or quiet for the idle time,
+        whatever it says (its end not known, or a backlog that delivers nothing: an
+        offset this worker cannot see may be behind it)."""
         quiet = now - self.seen_at.get(stream, float("-inf"))
-        caught = self.caught.get(stream)
-        if caught is None:
-            return quiet >= self.idle_s
-        return caught and quiet >= self.grace_s
+        if self.caught.get(stream) is True and quiet >= self.grace_s:
+            return True
+        return quiet >= self.idle_s
 
     def low_watermark(self) -> datetime | None:
         newest = self.newest()
@@ -182,8 +182,7 @@ class _Streams:
     def settled(self) -> bool:
         """No stream has delivered for ``idle_s``: all there is has been read."""
         quiet_since = self.monotonic() - self.idle_s
-        return all(t <= quiet_since and self.caught.get(s) is not False
-                   for s, t in self.seen_at.items())
+        return all(t <= quiet_since for t in self.seen_at.values())
 
     def lateness_safe(self) -> datetime | None:
         """Up to when no stream can still deliver an older event, on the event clock: the
