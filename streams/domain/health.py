@@ -1,7 +1,7 @@
-"""The scorer's step: signals in, HealthScoreChanged / CustomerAtRisk / CustomerRecovered out.
+"""The score's step: signals in, HealthScoreChanged / CustomerAtRisk / CustomerRecovered out.
 
-``CustomerHealth`` is the scorer's per-customer state. ``update_signals`` merges a
-SignalUpdate; ``evaluate`` scores the customer as of a time and returns the output
+``CustomerHealth`` is the score's per-customer state. ``update_signals`` merges one
+family's signals; ``evaluate`` scores the customer as of a time and returns the output
 records (type name and Avro-ready dict) to publish. Pure: no I/O, no clock reads.
 """
 
