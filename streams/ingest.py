@@ -106,10 +106,15 @@ class Ingest:
         for record in batch:
             await self.take(record)
         self.note_positions()
-        released = self.release()
+        # whether the inputs have settled is decided once per batch: they may fall quiet
+        # while it is applied, and the checks must not pass events it left held
+        clock = rt.clock
+        settled = clock.settled()
+        until = None if settled else clock.release_until()
+        released = self.release(settled, until)
         for pending in released:
             await self.apply(pending)
-        await self.check_silence()
+        await self.check_silence(settled, until)
         self.write()
         for pending in released:
             self.held_partitions[pending.record.message.partition] -= 1
@@ -167,11 +172,9 @@ class Ingest:
                 position = committed if committed is not None else 0
             clock.caught_up(stream, end is not None and position >= end)
 
-    def release(self) -> list[Pending]:
-        clock = self.rt.clock
-        if clock.settled():  # every input read to its end: nothing older is on its way
+    def release(self, settled: bool, until: datetime | None) -> list[Pending]:
+        if settled:  # every input read to its end: nothing older is on its way
             return self.order.release(None, outliers=True)
-        until = clock.release_until()
         return [] if until is None else self.order.release(to_ms(until))
 
     async def apply(self, pending: Pending) -> None:
@@ -202,16 +205,19 @@ class Ingest:
         if result.outputs:
             await rt.publish(result.outputs, STEP, input_ms=input_ms)
 
-    async def check_silence(self) -> None:
-        """Check the customers whose silence check is due by now (see Clock.now)."""
+    async def check_silence(self, settled: bool, until: datetime | None) -> None:
+        """Check the customers whose silence check is due by now (see Clock.now), never
+        past the events the batch left held (``until``, unless ``settled``)."""
         rt = self.rt
         clock = rt.clock
         now = clock.now()
         if now is None or not rt.recovered():
             return
-        if not clock.settled():  # never check past events still held for order
-            until = clock.release_until()
-            now = now if until is None else min(now, until)
+        if not settled:  # never check past events still held for order
+            if until is not None:
+                now = min(now, until)
+            elif len(self.order):
+                return
         behind = rt.clock.behind(datetime.now(UTC)).total_seconds()
         if behind > rt.settings.lapse_pause_behind_s:
             # catching up a backlog: customers' newest events may still be queued

@@ -176,6 +176,39 @@ async def test_a_customers_events_are_applied_in_event_time_order_whatever_topic
     assert len(runtime.ingest.order) == 0
 
 
+async def test_inputs_falling_quiet_while_a_batch_is_applied_run_no_check_past_held_events(
+        runtime, feed, monkeypatch):
+    # c1 buys weekly, then goes quiet (silence checks fall due every few days) while c2
+    # buys on; c1's login of day 92.5 is held: events go on up to day 92
+    purchases = sorted([purchase(n, 7.0 * n) for n in range(7)]
+                       + [purchase(n, 5.0 * n, "c2") for n in range(20)],
+                       key=lambda body: body["occurred_at"])
+    history = [("Purchase", TOPIC_PURCHASES, body) for body in purchases]
+    history += [("Engagement", TOPIC_ENGAGEMENT, login(1, 92.5))]
+    apply = runtime.ingest.apply
+
+    async def slow_apply(pending):
+        feed.wall[0] += IDLE_S + 1  # the inputs fall quiet while the batch is applied
+        await apply(pending)
+
+    monkeypatch.setattr(runtime.ingest, "apply", slow_apply)
+    await feed.batch(*(feed.record(topic, t, body, body["customer_id"])
+                       for t, topic, body in history))
+    monkeypatch.setattr(runtime.ingest, "apply", apply)
+    await feed.settle()
+    # c1's check due on day 93 runs after its login, as in a replay of the input
+    pipeline = LocalPipeline(runtime.settings, runtime.scoring)
+    expected = pipeline.run((t, body) for t, _, body in history)
+    expected += pipeline.tick(T0 + timedelta(days=95))
+
+    def of_c1(records):
+        return [(r["event_id"], r["occurred_at"], r["score"]) for r in records
+                if r["customer_id"] == "c1"]
+
+    assert of_c1(decoded(runtime, TOPIC_HEALTH, "HealthScoreChanged")) == of_c1(
+        r for t, r in expected if t == "HealthScoreChanged")
+
+
 async def test_duplicates_change_nothing_and_held_events_are_acked_once_applied(
         runtime, feed):
     records = [feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 0)) for n in (1, 2, 2)]
