@@ -179,9 +179,23 @@ class _Streams:
     def lateness_safe(self) -> datetime | None:
         """The newest latest event time minus the allowed lateness: no stream that keeps
         up with the newest can deliver anything older (a later record is at most that
-        late); one that lags further behind is applied as it comes."""
+        late). A stream told to have unread records (a backlog read more slowly than the
+        others) that still delivers holds it back to its own latest event time minus the
+        allowed lateness, the oldest it may still deliver; before its first record, to
+        nothing. A stream that lags further while read to its end is applied as it comes."""
         newest = self.newest()
-        return None if newest is None else newest - self.lateness
+        if newest is None:
+            return None
+        safe = newest - self.lateness
+        now = self.monotonic()
+        for stream, caught in self.caught.items():
+            if caught or now - self.seen_at.get(stream, float("-inf")) >= self.idle_s:
+                continue
+            latest = self.latest.get(stream)
+            if latest is None:
+                return None
+            safe = min(safe, latest - self.lateness)
+        return safe
 
     def active(self) -> list[datetime]:
         cutoff = self.monotonic() - self.idle_s

@@ -124,6 +124,27 @@ def test_replayed_events_wait_out_the_allowed_lateness_of_every_stream():
     assert clock.settled() and clock.now() == T0
 
 
+def test_replayed_events_wait_for_a_backlog_read_more_slowly_than_the_other_inputs():
+    wall = [0.0]
+    clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
+    clock.assigned(["fast", "slow"])
+    clock.caught_up("slow", False)  # it has unread records
+    clock.observe(T0, "fast")
+    clock.caught_up("fast", True)
+    # the backlog has delivered nothing yet: it may hold anything
+    assert clock.release_until() is None
+    clock.observe(T0 - timedelta(days=20), "slow")
+    # the oldest it may still deliver is the allowed lateness behind its own progress
+    assert clock.release_until() == T0 - timedelta(days=23)
+    clock.caught_up("slow", True)  # read to its end: the newest stream rules again
+    assert clock.release_until() == T0 - timedelta(days=3)
+    clock.caught_up("slow", False)
+    wall[0] = 20.0
+    clock.observe(T0, "fast")
+    wall[0] = 31.0  # a backlog that has delivered nothing for idle_s holds nothing back
+    assert clock.release_until() == T0 - timedelta(days=3)
+
+
 def test_an_event_time_clock_restored_after_a_restart_goes_on_from_its_watermarks():
     wall = [0.0]
     clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
