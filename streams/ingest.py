@@ -21,6 +21,7 @@ agent a turn, and a partition's stream context, when no input arrives.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 import weakref
@@ -89,6 +90,10 @@ class Ingest:
         self.watermarks_moved: set[tuple[str, int]] = set()
         self.stale = True  # after a rebalance: drop what was held and read from the tables
         self.held_partitions: dict[int, int] = {}
+        # acks in offset order per stream: the offsets held, and the records done with
+        # that wait for an earlier offset still held (see :meth:`finish`)
+        self.held_offsets: dict[tuple[str, int], set[int]] = {}
+        self.finished: dict[tuple[str, int], list[tuple[int, Any]]] = {}
         self.last_batch = 0.0  # monotonic time the last batch ended
         m = rt.metrics
         self.accepted = {f.step: m.events_accepted.labels(f.step) for f in FAMILIES.values()}
@@ -118,7 +123,8 @@ class Ingest:
         self.write()
         for pending in released:
             self.held_partitions[pending.record.message.partition] -= 1
-            pending.record.ack()
+            self.finish(pending.record)
+        self.ack_finished()
         self.last_batch = time.monotonic()
         self.states.trim()
         rt.metrics.held.set(len(self.order))
@@ -140,9 +146,11 @@ class Ingest:
         event = await rt.accept(message, family.record_type if family else "ErasureRequest",
                                 step)
         if event is None:
+            self.keep_back(record)
             return
         if isinstance(event, ErasureRequest) or family is None:
             await self.erase(event, record)
+            self.keep_back(record)
             return
         arrival = rt.clock.observe(event.occurred_at, stream)
         if arrival.refuted is not None or arrival.confirmed:
@@ -152,6 +160,7 @@ class Ingest:
         self.watermarks_moved.add(stream)
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
+        self.held_offsets.setdefault(stream, set()).add(message.offset)
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
                         outlier=arrival.outlier)
         if arrival.outlier:
@@ -245,6 +254,33 @@ class Ingest:
             self.rt.keep_watermark(stream)
         self.watermarks_moved.clear()
 
+    # -- acks in offset order ---------------------------------------------------------------
+    def keep_back(self, record: Any) -> None:
+        """A record not held (dead-lettered, an erasure) behind one still held in its
+        partition is acked only with it (see :meth:`finish`)."""
+        message = record.message
+        stream = (message.topic, message.partition)
+        if self.held_offsets.get(stream):
+            message.incref()
+            heapq.heappush(self.finished.setdefault(stream, []), (message.offset, record))
+
+    def finish(self, record: Any) -> None:
+        """``record`` was held and is done with: it is acked once no earlier record of its
+        partition is held any more. Faust commits up to the first gap in the acked offsets,
+        but misses a gap of one record at the committed offset: acked out of order, a
+        crash could lose a record still held."""
+        message = record.message
+        stream = (message.topic, message.partition)
+        self.held_offsets[stream].discard(message.offset)
+        heapq.heappush(self.finished.setdefault(stream, []), (message.offset, record))
+
+    def ack_finished(self) -> None:
+        for stream, done in self.finished.items():
+            held = self.held_offsets.get(stream)
+            first_held = min(held) if held else None
+            while done and (first_held is None or done[0][0] < first_held):
+                heapq.heappop(done)[1].ack()
+
     # -- erasure, outliers, rebalances ---------------------------------------------------
     async def erase(self, event: Event, record: Any) -> None:
         """Forget a customer at once: its held events, its state and its outputs."""
@@ -253,7 +289,8 @@ class Ingest:
         partition = record.message.partition
         for pending in self.order.drop(lambda p: p.event.customer_id == customer):
             self.held_partitions[pending.record.message.partition] -= 1
-            pending.record.ack()
+            self.finish(pending.record)
+        self.ack_finished()
         in_context(record)
         self.states.erase(customer, partition)
         self.states.write([customer])
@@ -270,13 +307,16 @@ class Ingest:
             CLOCK_OUTLIER, f"{pending.event.occurred_at.isoformat()} is far ahead of every "
             "input, and the next record of its partition went on from before it",
             pending.event.event_id, pending.event.customer_id), pending.family.step)
-        pending.record.ack()
+        self.finish(pending.record)
+        self.ack_finished()
 
     def reset(self) -> None:
         """After a rebalance: the held events are read again by whoever owns their
         partition now (they were never acked), and the states are read from the tables."""
         self.order = EventOrder()
         self.held_partitions.clear()
+        self.held_offsets.clear()
+        self.finished.clear()
         self.states.clear()
         self.contexts.clear()
         self.positions.clear()
