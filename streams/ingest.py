@@ -159,6 +159,7 @@ class Ingest:
                 await self.drop_outlier(refuted)
         self.watermarks_moved.add(stream)
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
+        self.untrack(record.message)
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
         self.held_offsets.setdefault(stream, set()).add(message.offset)
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
@@ -262,6 +263,7 @@ class Ingest:
         stream = (message.topic, message.partition)
         if self.held_offsets.get(stream):
             message.incref()
+            self.untrack(message)
             heapq.heappush(self.finished.setdefault(stream, []), (message.offset, record))
 
     def finish(self, record: Any) -> None:
@@ -280,6 +282,13 @@ class Ingest:
             first_held = min(held) if held else None
             while done and (first_held is None or done[0][0] < first_held):
                 heapq.heappop(done)[1].ack()
+
+    def untrack(self, message: Any) -> None:
+        """Faust waits for every record it delivered to be acked before it gives its
+        partitions up in a rebalance, or stops (``wait_empty``), but a held record is
+        acked only once applied: it is taken off that wait, unacked (the partition's next
+        owner, maybe this worker again, reads it again from the committed offset)."""
+        self.rt.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]  # noqa: SLF001
 
     # -- erasure, outliers, rebalances ---------------------------------------------------
     async def erase(self, event: Event, record: Any) -> None:

@@ -115,6 +115,8 @@ async def runtime(make_settings):
     rt.agent = ingest_agent.register(app, rt)
     # no consumer here: no partition is reported read to its end, idle time rules
     rt.ingest.assigned_inputs = lambda: []
+    rt.untracked = []  # records taken off the consumer's wait for acks
+    rt.ingest.untrack = rt.untracked.append
     yield rt
     # the Faust consumer is never started here, so close the event loop its (never
     # started) thread created
@@ -240,6 +242,18 @@ async def test_a_record_is_acked_only_once_every_record_before_it_in_its_partiti
     await feed.settle()
     assert all(r.applied for r in (first, late, bad))
     assert [r.acks[-1] for r in (first, late, bad)] == [0, 0, 0]
+
+
+async def test_a_rebalance_or_a_stop_does_not_wait_for_held_records_to_be_acked(
+        runtime, feed):
+    # the consumer waits for every record it delivered to be acked before it gives up its
+    # partitions or stops; held records (and those behind them) are taken off that wait
+    held = feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 5))
+    waiting = feed.record(TOPIC_PURCHASES, None, b"\x00garbage")  # behind the held one
+    other = feed.record(TOPIC_SUPPORT, None, b"\x00garbage")  # acked with the batch
+    await feed.batch(held, waiting, other)
+    assert runtime.untracked == [held.message, waiting.message]
+    assert not held.applied and not waiting.applied and other.applied
 
 
 async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):
