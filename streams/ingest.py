@@ -330,6 +330,10 @@ class Ingest:
         self.contexts.clear()
         self.positions.clear()
         self.watermarks_moved.clear()
+        # the clock forgets even the partitions this worker keeps: their held records are
+        # read again from the committed offset, and must not be judged too late against
+        # what it read before (their kept watermarks are restored, as after a restart)
+        self.rt.clock.assigned(())
         self.rt.clock.assigned((tp.topic, tp.partition) for tp in self.assigned_inputs())
         self.stale = False
 

@@ -256,6 +256,30 @@ async def test_a_rebalance_or_a_stop_does_not_wait_for_held_records_to_be_acked(
     assert not held.applied and not waiting.applied and other.applied
 
 
+async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
+        runtime, feed, monkeypatch):
+    from faust.types import TP
+
+    inputs = [TP(runtime.settings.topic(t), 0) for t in (TOPIC_PURCHASES, TOPIC_ENGAGEMENT)]
+    backlog = (inputs[1].topic, 0)
+    monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
+    # the engagement partition has unread records: the purchases wait behind it
+    monkeypatch.setattr(runtime.ingest, "note_positions",
+                        lambda: runtime.clock.caught_up(backlog, False))
+
+    def history():
+        return [feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 0))] + [
+            feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 5.0 * n)) for n in range(5)]
+
+    await feed.batch(*history())
+    assert len(runtime.ingest.order) == 6  # all held, never acked
+    runtime.ingest.stale = True  # a rebalance gives this worker the same partitions back
+    await feed.batch(*history())  # read again from the committed offsets
+    await feed.settle()
+    assert sent(runtime, TOPIC_DEAD_LETTER) == []
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 5
+
+
 async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):
     codec = runtime.codec
     huge = codec.encode("Purchase", purchase(1, 0) | {"order_id": "o" * 1_200_000})
