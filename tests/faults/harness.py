@@ -48,7 +48,6 @@ from streams.processes import (
     owned_env,
     start_broker,
     stop_broker,
-    stop_process,
 )
 from streams.settings import (
     INPUT_TOPICS,
@@ -369,8 +368,7 @@ class Run:
 
     def close(self) -> None:
         for worker in self.workers:
-            if worker.alive():
-                worker.stop()
+            worker.stop()  # and its log closed, whether it is alive or not
         self.reader.close()
         self.producer.flush(10)
 
@@ -732,7 +730,7 @@ def rebalance(bootstrap: str, workdir: Path, population: Population = Population
         second = run.start_worker("b", static=False)
 
         def stop_second() -> None:
-            stop_process(second.proc, 60)
+            second.stop(60)
 
         run.feed(parts, at={len(parts) // 3: stop_second,
                             2 * len(parts) // 3: lambda: run.start_worker("c", static=False,
