@@ -22,9 +22,11 @@ agent a turn, and a partition's stream context, when no input arrives.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import time
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,8 +94,10 @@ class Ingest:
         self.held_partitions: dict[int, int] = {}
         # acks in offset order per stream: the offsets held, and the records done with
         # that wait for an earlier offset still held (see :meth:`finish`)
-        self.held_offsets: dict[tuple[str, int], set[int]] = {}
-        self.finished: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+        # (a record read twice, around a rebalance, is held twice: offsets are counted)
+        self.held_offsets: dict[tuple[str, int], Counter[int]] = {}
+        self.finished: dict[tuple[str, int], list[tuple[int, int, Any]]] = {}
+        self.finish_seq = itertools.count()  # ties between copies of one offset
         self.last_batch = 0.0  # monotonic time the last batch ended
         m = rt.metrics
         self.accepted = {f.step: m.events_accepted.labels(f.step) for f in FAMILIES.values()}
@@ -161,7 +165,7 @@ class Ingest:
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
         self.untrack(record.message)
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
-        self.held_offsets.setdefault(stream, set()).add(message.offset)
+        self.held_offsets.setdefault(stream, Counter())[message.offset] += 1
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
                         outlier=arrival.outlier)
         if arrival.outlier:
@@ -264,7 +268,8 @@ class Ingest:
         if self.held_offsets.get(stream):
             message.incref()
             self.untrack(message)
-            heapq.heappush(self.finished.setdefault(stream, []), (message.offset, record))
+            heapq.heappush(self.finished.setdefault(stream, []),
+                           (message.offset, next(self.finish_seq), record))
 
     def finish(self, record: Any) -> None:
         """``record`` was held and is done with: it is acked once no earlier record of its
@@ -273,15 +278,19 @@ class Ingest:
         crash could lose a record still held."""
         message = record.message
         stream = (message.topic, message.partition)
-        self.held_offsets[stream].discard(message.offset)
-        heapq.heappush(self.finished.setdefault(stream, []), (message.offset, record))
+        held = self.held_offsets[stream]
+        held[message.offset] -= 1
+        if held[message.offset] <= 0:
+            del held[message.offset]
+        heapq.heappush(self.finished.setdefault(stream, []),
+                       (message.offset, next(self.finish_seq), record))
 
     def ack_finished(self) -> None:
         for stream, done in self.finished.items():
             held = self.held_offsets.get(stream)
             first_held = min(held) if held else None
             while done and (first_held is None or done[0][0] < first_held):
-                heapq.heappop(done)[1].ack()
+                heapq.heappop(done)[2].ack()
 
     def untrack(self, message: Any) -> None:
         """Faust waits for every record it delivered to be acked before it gives its

@@ -244,6 +244,21 @@ async def test_a_record_is_acked_only_once_every_record_before_it_in_its_partiti
     assert [r.acks[-1] for r in (first, late, bad)] == [0, 0, 0]
 
 
+async def test_a_record_read_twice_in_one_batch_is_acked_twice_in_offset_order(
+        runtime, feed):
+    # around a rebalance, a batch can hold a record and its copy read again (one offset)
+    first = feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 5))
+    again = Record(Message(**{**first.message.__dict__, "refs": 1,
+                              "timestamp": first.message.timestamp + 60}))
+    bad = feed.record(TOPIC_PURCHASES, None, b"\x00garbage")
+    await feed.batch(first, again, bad, feed.record(TOPIC_ENGAGEMENT, "Engagement",
+                                                    login(1, 7)))
+    assert not any(r.applied for r in (first, again, bad))
+    await feed.settle()
+    assert all(r.applied for r in (first, again, bad))
+    assert runtime.metrics.duplicates.labels("purchases")._value.get() == 1
+
+
 async def test_a_rebalance_or_a_stop_does_not_wait_for_held_records_to_be_acked(
         runtime, feed):
     # the consumer waits for every record it delivered to be acked before it gives up its
