@@ -139,9 +139,14 @@ class Ingest:
         rt = self.rt
         message = record.message
         partition = message.partition
+        stream = (message.topic, partition)
+        if message.offset < self.positions.get(stream, -1):
+            # read again since this worker got the partition (the consumer delivers what
+            # it fetched before seeking back to the committed offset): taken already
+            self.keep_back(record)
+            return
         self.contexts[partition] = record
         in_context(record)
-        stream = (message.topic, partition)
         self.positions[stream] = message.offset + 1
         if message.topic == self.tick_topic:
             return
