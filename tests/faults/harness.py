@@ -117,8 +117,8 @@ class Reference:
     #: (malformed items and poison), and their keys when known
     unnamed: Counter[str]
     events_in: int
-    #: customer -> its outputs (occurred_at, type, event id, band), for the diagnostics
-    history: dict[str, list[tuple[datetime, str, str, str]]] = field(default_factory=dict)
+    #: customer -> its outputs (occurred_at, type, event id, band, score)
+    history: dict[str, list[Published]] = field(default_factory=dict)
 
 
 def reference_of(items: Sequence[Item], settings: Settings, path: Path,
@@ -141,10 +141,9 @@ def reference_of(items: Sequence[Item], settings: Settings, path: Path,
     unnamed.update(extra_letters or {})
     rejected = {r.event_id: r.reason for r in result.rejections if r.event_id is not None}
     rejected.update(extra_rejected or {})
-    history: dict[str, list[tuple[datetime, str, str, str]]] = {}
-    for name, record in result.outputs:
-        history.setdefault(record["customer_id"], []).append(
-            (record["occurred_at"], name, record["event_id"], record.get("band") or ""))
+    history: dict[str, list[Published]] = {}
+    for output in result.outputs:
+        history.setdefault(output[1]["customer_id"], []).append(published(*output))
     return Reference(ids=ids, bands={c: f.band for c, f in finals.items()},
                      rejected=rejected, unnamed=unnamed, events_in=len(items),
                      history=history)
@@ -161,6 +160,16 @@ def expected_rejection(type_name: str, payload: bytes, codec: Codec,
     return outcome if isinstance(outcome, Rejection) else None
 
 
+#: An output as compared: occurred_at, type, event id, band and score (rounded).
+Published = tuple[datetime, str, str, str, float | None]
+
+
+def published(type_name: str, record: dict[str, Any]) -> Published:
+    score = record.get("score")
+    return (record["occurred_at"], type_name, record["event_id"], record.get("band") or "",
+            None if score is None else round(float(score), 3))
+
+
 # -- what the workers published --------------------------------------------------------------
 @dataclass(slots=True)
 class Observed:
@@ -169,7 +178,7 @@ class Observed:
     ids: Counter[str] = field(default_factory=Counter)
     last_health: dict[str, tuple[datetime, int, str]] = field(default_factory=dict)
     letters: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict)
-    history: dict[str, list[tuple[datetime, str, str, str]]] = field(default_factory=dict)
+    history: dict[str, list[Published]] = field(default_factory=dict)
     seq: int = 0
 
     def add(self, outputs: Sequence[tuple[str, str, dict[str, Any] | None]]) -> int:
@@ -179,8 +188,7 @@ class Observed:
             self.seq += 1
             if type_name in (*ALERT_TYPES, "HealthScoreChanged"):
                 self.history.setdefault(record["customer_id"], []).append(
-                    (record["occurred_at"], type_name, record["event_id"],
-                     record.get("band") or ""))
+                    published(type_name, record))
             if type_name in ALERT_TYPES:
                 self.ids[record["event_id"]] += 1
             elif type_name == "HealthScoreChanged":
@@ -216,12 +224,15 @@ class Row:
     letters: dict[str, int] = field(default_factory=dict)
     ready_after_restart_s: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    #: outputs of a scenario's chosen customer (every score) that differ from the backtest
+    customer_outputs_differ: int = 0
     #: what went wrong, for the test's message
     detail: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.extra or self.band_mismatches or self.wrong_letters)
+        return not (self.lost or self.extra or self.band_mismatches or self.wrong_letters
+                    or self.customer_outputs_differ)
 
 
 def compare(scenario: str, ref: Reference, seen: Observed) -> Row:
@@ -274,9 +285,9 @@ def diff_of(customer: str, ref: Reference, seen: Observed) -> str:
     the first difference."""
     import difflib
 
-    def lines(history: list[tuple[datetime, str, str, str]]) -> list[str]:
-        return [f"{at.isoformat()} {name} {event_id} {band}"
-                for at, name, event_id, band in sorted(set(history))]
+    def lines(history: list[Published]) -> list[str]:
+        return [f"{at.isoformat()} {name} {event_id} {band} {score}"
+                for at, name, event_id, band, score in sorted(set(history))]
 
     diff = list(difflib.unified_diff(lines(ref.history.get(customer, [])),
                                      lines(seen.history.get(customer, [])),
@@ -518,7 +529,12 @@ class Run:
 
 @contextmanager
 def scenario_run(name: str, bootstrap: str, workdir: Path, **overrides: Any) -> Iterator[Run]:
-    run = Run(name, bootstrap, workdir / name, **overrides)
+    directory = workdir / name
+    runs = 1
+    while directory.exists():  # the same scenario again (bench/faults.py NAME NAME)
+        runs += 1
+        directory = workdir / f"{name}-{runs}"
+    run = Run(name, bootstrap, directory, **overrides)
     try:
         yield run
     finally:
@@ -636,6 +652,11 @@ def redelivery(bootstrap: str, workdir: Path, population: Population = Populatio
         run.note_restarts(workers[1:])
         row = run.outcome(ref)
         row.events_in += len(burst)
+        # every output of the customer, every score included: the burst counted once
+        expected, got = (set(h.get(customer, [])) for h in (ref.history, run.seen.history))
+        row.customer_outputs_differ = len(expected ^ got)
+        if expected ^ got:
+            row.detail.append(diff_of(customer, ref, run.seen))
         return row
 
 
@@ -817,7 +838,8 @@ SCENARIOS: dict[str, Callable[[str, Path], Row]] = {
 }
 
 COLUMNS = ("scenario", "events_in", "expected", "got", "lost", "extra", "resent",
-           "band_mismatches", "wrong_letters", "ready_after_restart_s", "seconds", "letters")
+           "band_mismatches", "wrong_letters", "customer_outputs_differ",
+           "ready_after_restart_s", "seconds", "letters")
 
 
 def table(rows: Sequence[Row]) -> str:
