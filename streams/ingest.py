@@ -349,6 +349,7 @@ class Ingest:
         # what it read before (their kept watermarks are restored, as after a restart)
         self.rt.clock.assigned(())
         self.rt.clock.assigned((tp.topic, tp.partition) for tp in self.assigned_inputs())
+        self.rt.watermarks_stale = True  # restored again (a timer may have done it before)
         self.stale = False
 
     def assigned_inputs(self) -> list[Any]:
