@@ -23,9 +23,12 @@ silence checks.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import time
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +93,12 @@ class Ingest:
         self.watermarks_moved: set[tuple[str, int]] = set()
         self.stale = True  # after a rebalance: drop what was held and read from the tables
         self.held_partitions: dict[int, int] = {}
+        # acks in offset order per stream: the offsets held, and the records done with
+        # that wait for an earlier offset still held (see :meth:`finish`)
+        # (a record read twice, around a rebalance, is held twice: offsets are counted)
+        self.held_offsets: dict[tuple[str, int], Counter[int]] = {}
+        self.finished: dict[tuple[str, int], list[tuple[int, int, Any]]] = {}
+        self.finish_seq = itertools.count()  # ties between copies of one offset
         self.last_batch = 0.0  # monotonic time the last batch ended
         self.mark: datetime | None = None  # held events up to this time have gone on
         self.check_until: datetime | None = None  # this batch's silence checks run to here
@@ -118,7 +127,8 @@ class Ingest:
         self.write()
         for pending in released:
             self.held_partitions[pending.record.message.partition] -= 1
-            pending.record.ack()
+            self.finish(pending.record)
+        self.ack_finished()
         self.last_batch = time.monotonic()
         self.states.trim()
         rt.metrics.held.set(len(self.order))
@@ -129,9 +139,14 @@ class Ingest:
         rt = self.rt
         message = record.message
         partition = message.partition
+        stream = (message.topic, partition)
+        if message.offset < self.positions.get(stream, -1):
+            # read again since this worker got the partition (the consumer delivers what
+            # it fetched before seeking back to the committed offset): taken already
+            self.keep_back(record)
+            return
         self.contexts[partition] = record
         in_context(record)
-        stream = (message.topic, partition)
         self.positions[stream] = message.offset + 1
         if message.topic == self.tick_topic:
             return
@@ -140,9 +155,11 @@ class Ingest:
         event = await rt.accept(message, family.record_type if family else "ErasureRequest",
                                 step)
         if event is None:
+            self.keep_back(record)
             return
         if isinstance(event, ErasureRequest) or family is None:
             await self.erase(event, record)
+            self.keep_back(record)
             return
         arrival = rt.clock.observe(event.occurred_at, stream)
         if arrival.refuted is not None or arrival.confirmed:
@@ -151,7 +168,9 @@ class Ingest:
                 await self.drop_outlier(refuted)
         self.watermarks_moved.add(stream)
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
+        self.untrack(record.message)
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
+        self.held_offsets.setdefault(stream, Counter())[message.offset] += 1
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
                         outlier=arrival.outlier, at=time.monotonic(),
                         tie=tie_order(family.record_type, event.event_id))
@@ -229,7 +248,8 @@ class Ingest:
             await rt.publish(result.outputs, STEP, input_ms=input_ms)
 
     async def check_silence(self) -> None:
-        """Check the customers whose silence check is due by now (see Clock.now)."""
+        """Check the customers whose silence check is due by now (see Clock.now), never
+        past the events the batch left held (see :meth:`release`)."""
         rt = self.rt
         now = self.check_until  # set by :meth:`release` for this batch
         if now is None or not rt.recovered():
@@ -261,6 +281,46 @@ class Ingest:
             self.rt.keep_watermark(stream)
         self.watermarks_moved.clear()
 
+    # -- acks in offset order ---------------------------------------------------------------
+    def keep_back(self, record: Any) -> None:
+        """A record not held (dead-lettered, an erasure) behind one still held in its
+        partition is acked only with it (see :meth:`finish`)."""
+        message = record.message
+        stream = (message.topic, message.partition)
+        if self.held_offsets.get(stream):
+            message.incref()
+            self.untrack(message)
+            heapq.heappush(self.finished.setdefault(stream, []),
+                           (message.offset, next(self.finish_seq), record))
+
+    def finish(self, record: Any) -> None:
+        """``record`` was held and is done with: it is acked once no earlier record of its
+        partition is held any more. Faust commits up to the first gap in the acked offsets,
+        but misses a gap of one record at the committed offset: acked out of order, a
+        crash could lose a record still held."""
+        message = record.message
+        stream = (message.topic, message.partition)
+        held = self.held_offsets[stream]
+        held[message.offset] -= 1
+        if held[message.offset] <= 0:
+            del held[message.offset]
+        heapq.heappush(self.finished.setdefault(stream, []),
+                       (message.offset, next(self.finish_seq), record))
+
+    def ack_finished(self) -> None:
+        for stream, done in self.finished.items():
+            held = self.held_offsets.get(stream)
+            first_held = min(held) if held else None
+            while done and (first_held is None or done[0][0] < first_held):
+                heapq.heappop(done)[2].ack()
+
+    def untrack(self, message: Any) -> None:
+        """Faust waits for every record it delivered to be acked before it gives its
+        partitions up in a rebalance, or stops (``wait_empty``), but a held record is
+        acked only once applied: it is taken off that wait, unacked (the partition's next
+        owner, maybe this worker again, reads it again from the committed offset)."""
+        self.rt.app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]  # noqa: SLF001
+
     # -- erasure, outliers, rebalances ---------------------------------------------------
     async def erase(self, event: ErasureRequest, record: Any) -> None:
         """Forget a customer at once: its held events, its state and its outputs."""
@@ -269,7 +329,8 @@ class Ingest:
         partition = record.message.partition
         for pending in self.order.drop(lambda p: p.event.customer_id == customer):
             self.held_partitions[pending.record.message.partition] -= 1
-            pending.record.ack()
+            self.finish(pending.record)
+        self.ack_finished()
         in_context(record)
         self.states.erase(customer, partition)
         self.states.write([customer])
@@ -286,7 +347,8 @@ class Ingest:
             CLOCK_OUTLIER, f"{pending.event.occurred_at.isoformat()} is far ahead of every "
             "input, and the next record of its partition went on from before it",
             pending.event.event_id, pending.event.customer_id), pending.family.step)
-        pending.record.ack()
+        self.finish(pending.record)
+        self.ack_finished()
 
     def reset(self) -> None:
         """After a rebalance: the held events are read again by whoever owns their
@@ -294,11 +356,18 @@ class Ingest:
         self.order = EventOrder()
         self.mark = self.check_until = None
         self.held_partitions.clear()
+        self.held_offsets.clear()
+        self.finished.clear()
         self.states.clear()
         self.contexts.clear()
         self.positions.clear()
         self.watermarks_moved.clear()
+        # the clock forgets even the partitions this worker keeps: their held records are
+        # read again from the committed offset, and must not be judged too late against
+        # what it read before (their kept watermarks are restored, as after a restart)
+        self.rt.clock.assigned(())
         self.rt.clock.assigned((tp.topic, tp.partition) for tp in self.assigned_inputs())
+        self.rt.watermarks_stale = True  # restored again (a timer may have done it before)
         self.stale = False
 
     def assigned_inputs(self) -> list[Any]:

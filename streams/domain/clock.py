@@ -17,7 +17,8 @@ up). From these they give
   idle is the allowed lateness past it, and the newest is too (an idle stream's next
   record may be that late): a late record takes its place as in a backtest of the same
   input, at a cost of the allowed lateness of event time in latency (twice that while a
-  stream lags behind); a stream not read yet holds everything until it is idle; once no
+  stream lags behind, and as long as it takes while a backlog with unread records is
+  read); a stream not read yet holds everything until it is idle; once no
   stream has delivered for ``idle_s`` (settled), everything goes;
 - **now**, for silence checks: ``release_until`` on the event clock, the machine's time
   on the wall clock.
@@ -71,9 +72,9 @@ class Clock(Protocol):
 
     def restore(self, event_time: datetime, stream: Hashable = None) -> None:
         """Take a stream's latest event time kept from before a restart: it moves the low
-        watermark but is not activity (the stream may be idle ever since), and until the
-        stream delivers again its lateness bound is twice the allowed lateness behind it
-        (records held for order before the restart are read again, and must pass)."""
+        watermark but is not activity (the stream may be idle ever since). It sets no
+        lateness bound: records held for order before the restart are read again from the
+        committed offset, and the bound comes back with them."""
 
     def caught_up(self, stream: Hashable, caught_up: bool | None) -> None:
         """Tell the clock whether the worker has read everything ``stream`` holds (None:
@@ -189,21 +190,27 @@ class _Streams:
         earliest latest event time over the streams that are not idle, minus the allowed
         lateness (a stream's later records are at most that late), and never later than
         the newest minus the lateness (an idle stream's next record may be that late). A
-        stream that lags more than the lateness behind the newest holds back no further
-        than twice the lateness; one not read yet holds everything until it is idle."""
+        backlog (a stream with unread records, read more slowly than the others) holds
+        back to its own progress minus the lateness however far behind it is; any other
+        stream that lags holds back no further than twice the lateness; one not read yet
+        holds everything until it is idle."""
         newest = self.newest()
         if newest is None:
             return None
         now = self.monotonic()
         bound = newest - self.lateness
+        floor = newest - 2 * self.lateness
         for stream in self.seen_at:
             if self.idle(stream, now):
                 continue
             position = self.position(stream)
             if position is None:
                 return None
-            bound = min(bound, position - self.lateness)
-        return max(bound, newest - 2 * self.lateness)
+            if self.caught.get(stream) is False:  # a backlog: whatever it holds may come
+                bound = min(bound, position - self.lateness)
+            else:
+                bound = min(bound, max(position - self.lateness, floor))
+        return bound
 
     def active(self) -> list[datetime]:
         cutoff = self.monotonic() - self.idle_s
@@ -280,13 +287,11 @@ class EventTimeClock(_TrackedClock):
         return self._streams.lateness_safe()
 
     def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
+        # after a restart the bound comes back with the records read again from the
+        # partition's committed offset: those held for order before it may be far behind
+        # the kept watermark (a backlog holds events back however far it lags)
         latest = self._streams.latest.get(stream)
-        if latest is not None:
-            return latest - self._lateness
-        # after a restart: records read again may have been held for order (never more
-        # than twice the lateness behind), so only older ones are too late
-        kept = self._streams.restored.get(stream)
-        return None if kept is None else kept - 2 * self._lateness
+        return None if latest is None else latest - self._lateness
 
     def behind(self, wall_now: datetime) -> timedelta:
         """Never: on event time, "now" is the watermark itself."""

@@ -101,7 +101,8 @@ class Feed:
 @pytest.fixture
 async def runtime(make_settings):
     # async: the app binds to the test's running event loop instead of making its own
-    settings = make_settings(clock="event", partitions=1)
+    # no order grace: the tests' own clock (``wall``) rules when partitions fall quiet
+    settings = make_settings(clock="event", partitions=1, order_grace_s=0.0)
     app = create_app(settings)
     wall = [0.0]
     rt = Runtime(app, settings, clock=EventTimeClock(
@@ -115,6 +116,8 @@ async def runtime(make_settings):
     rt.agent = ingest_agent.register(app, rt)
     # no consumer here: no partition is reported read to its end, idle time rules
     rt.ingest.assigned_inputs = lambda: []
+    rt.untracked = []  # records taken off the consumer's wait for acks
+    rt.ingest.untrack = rt.untracked.append
     yield rt
     # the Faust consumer is never started here, so close the event loop its (never
     # started) thread created
@@ -176,6 +179,39 @@ async def test_a_customers_events_are_applied_in_event_time_order_whatever_topic
     assert len(runtime.ingest.order) == 0
 
 
+async def test_inputs_falling_quiet_while_a_batch_is_applied_run_no_check_past_held_events(
+        runtime, feed, monkeypatch):
+    # c1 buys weekly, then goes quiet (silence checks fall due every few days) while c2
+    # buys on; c1's login of day 92.5 is held: events go on up to day 92
+    purchases = sorted([purchase(n, 7.0 * n) for n in range(7)]
+                       + [purchase(n, 5.0 * n, "c2") for n in range(20)],
+                       key=lambda body: body["occurred_at"])
+    history = [("Purchase", TOPIC_PURCHASES, body) for body in purchases]
+    history += [("Engagement", TOPIC_ENGAGEMENT, login(1, 92.5))]
+    apply = runtime.ingest.apply
+
+    async def slow_apply(pending):
+        feed.wall[0] += IDLE_S + 1  # the inputs fall quiet while the batch is applied
+        await apply(pending)
+
+    monkeypatch.setattr(runtime.ingest, "apply", slow_apply)
+    await feed.batch(*(feed.record(topic, t, body, body["customer_id"])
+                       for t, topic, body in history))
+    monkeypatch.setattr(runtime.ingest, "apply", apply)
+    await feed.settle()
+    # c1's check due on day 93 runs after its login, as in a replay of the input
+    pipeline = LocalPipeline(runtime.settings, runtime.scoring)
+    expected = pipeline.run((t, body) for t, _, body in history)
+    expected += pipeline.tick(T0 + timedelta(days=95))
+
+    def of_c1(records):
+        return [(r["event_id"], r["occurred_at"], r["score"]) for r in records
+                if r["customer_id"] == "c1"]
+
+    assert of_c1(decoded(runtime, TOPIC_HEALTH, "HealthScoreChanged")) == of_c1(
+        r for t, r in expected if t == "HealthScoreChanged")
+
+
 async def test_duplicates_change_nothing_and_held_events_are_acked_once_applied(
         runtime, feed):
     records = [feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 0)) for n in (1, 2, 2)]
@@ -187,6 +223,94 @@ async def test_duplicates_change_nothing_and_held_events_are_acked_once_applied(
     assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 2
     assert b"c1" in runtime.tables["purchase-features"]
     assert b"c1" in runtime.tables["customer-health"]
+
+
+async def test_a_record_is_acked_only_once_every_record_before_it_in_its_partition_is(
+        runtime, feed):
+    # one partition: a purchase of day 5, then a late one of day 3 and a bad record; once
+    # it falls quiet, a login of day 7 lets events go on up to day 4, so the late one goes
+    # on first. Acking it (or the bad one) before the held one would let the consumer
+    # commit past the held record (a gap of one offset at the committed position is not
+    # seen as a gap), and a crash would lose it
+    first = feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 5))
+    late = feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 3))
+    bad = feed.record(TOPIC_PURCHASES, None, b"\x00garbage")
+    await feed.batch(first, late, bad)
+    feed.wall[0] += IDLE_S + 1
+    await feed.batch(feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 7)))
+    assert len(runtime.ingest.order) == 2  # the late one was applied; day 5 and 7 held
+    assert runtime.metrics.applied.labels("purchases")._value.get() == 1
+    assert not any(r.applied for r in (first, late, bad))
+    await feed.settle()
+    assert all(r.applied for r in (first, late, bad))
+    assert [r.acks[-1] for r in (first, late, bad)] == [0, 0, 0]
+
+
+async def test_a_record_read_twice_in_one_batch_is_acked_twice_in_offset_order(
+        runtime, feed):
+    # around a rebalance, a batch can hold a record and its copy read again (one offset)
+    first = feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 5))
+    again = Record(Message(**{**first.message.__dict__, "refs": 1,
+                              "timestamp": first.message.timestamp + 60}))
+    bad = feed.record(TOPIC_PURCHASES, None, b"\x00garbage")
+    await feed.batch(first, again, bad, feed.record(TOPIC_ENGAGEMENT, "Engagement",
+                                                    login(1, 7)))
+    assert not any(r.applied for r in (first, again, bad))
+    await feed.settle()
+    assert all(r.applied for r in (first, again, bad))
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 1
+
+
+async def test_a_record_delivered_again_after_later_ones_is_taken_once(runtime, feed):
+    # after a rebalance the consumer can deliver a partition's records, then the same
+    # offsets again from the committed one: the copies are not judged (too late) again
+    records = [feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 4.0 * n))
+               for n in range(3)]
+    await feed.batch(*records, feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 8)))
+    again = Record(Message(**{**records[0].message.__dict__, "refs": 1,
+                              "timestamp": records[0].message.timestamp + 60}))
+    await feed.batch(again)
+    assert sent(runtime, TOPIC_DEAD_LETTER) == []
+    assert again.applied  # nothing before it is held: acked with its batch
+    await feed.settle()
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 3
+    assert runtime.metrics.duplicates.labels("purchases")._value.get() == 0
+
+
+async def test_a_rebalance_or_a_stop_does_not_wait_for_held_records_to_be_acked(
+        runtime, feed):
+    # the consumer waits for every record it delivered to be acked before it gives up its
+    # partitions or stops; held records (and those behind them) are taken off that wait
+    held = feed.record(TOPIC_PURCHASES, "Purchase", purchase(1, 5))
+    waiting = feed.record(TOPIC_PURCHASES, None, b"\x00garbage")  # behind the held one
+    other = feed.record(TOPIC_SUPPORT, None, b"\x00garbage")  # acked with the batch
+    await feed.batch(held, waiting, other)
+    assert runtime.untracked == [held.message, waiting.message]
+    assert not held.applied and not waiting.applied and other.applied
+
+
+async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
+        runtime, feed, monkeypatch):
+    from faust.types import TP
+
+    inputs = [TP(runtime.settings.topic(t), 0) for t in (TOPIC_PURCHASES, TOPIC_ENGAGEMENT)]
+    backlog = (inputs[1].topic, 0)
+    monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
+    # the engagement partition has unread records: the purchases wait behind it
+    monkeypatch.setattr(runtime.ingest, "note_positions",
+                        lambda: runtime.clock.caught_up(backlog, False))
+
+    def history():
+        return [feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 0))] + [
+            feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 5.0 * n)) for n in range(5)]
+
+    await feed.batch(*history())
+    assert len(runtime.ingest.order) == 6  # all held, never acked
+    runtime.ingest.stale = True  # a rebalance gives this worker the same partitions back
+    await feed.batch(*history())  # read again from the committed offsets
+    await feed.settle()
+    assert sent(runtime, TOPIC_DEAD_LETTER) == []
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 5
 
 
 async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):

@@ -125,6 +125,30 @@ def test_replayed_events_wait_out_the_allowed_lateness_of_every_stream():
     assert clock.settled() and clock.now() == T0
 
 
+def test_replayed_events_wait_for_a_backlog_read_more_slowly_than_the_other_inputs():
+    wall = [0.0]
+    clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
+    clock.assigned(["fast", "slow"])
+    clock.caught_up("slow", False)  # it has unread records
+    clock.observe(T0, "fast")
+    clock.caught_up("fast", True)
+    # the backlog has delivered nothing yet: it may hold anything
+    assert clock.release_until() is None
+    clock.observe(T0 - timedelta(days=20), "slow")
+    # the oldest it may still deliver is the allowed lateness behind its own progress
+    assert clock.release_until() == T0 - timedelta(days=23)
+    clock.caught_up("slow", True)  # read to its end: it lags, and holds back at most
+    assert clock.release_until() == T0 - timedelta(days=6)  # twice the lateness
+    wall[0] = 1.0  # quiet for the grace time once read to its end: the newest rules
+    assert clock.release_until() == T0 - timedelta(days=3)
+    clock.caught_up("slow", False)
+    clock.observe(T0 - timedelta(days=19), "slow")
+    wall[0] = 20.0
+    clock.observe(T0, "fast")
+    wall[0] = 31.0  # a backlog that has delivered nothing for idle_s holds nothing back
+    assert clock.release_until() == T0 - timedelta(days=3)
+
+
 def test_an_event_time_clock_restored_after_a_restart_goes_on_from_its_watermarks():
     wall = [0.0]
     clock = EventTimeClock(timedelta(days=3), idle_s=30, monotonic=lambda: wall[0])
@@ -132,14 +156,15 @@ def test_an_event_time_clock_restored_after_a_restart_goes_on_from_its_watermark
     clock.restore(T0 - timedelta(days=20), "b")
     clock.restore(T0 - timedelta(days=50), "a")  # an older value kept never moves it back
     assert clock.latest("a") is None and clock.latest("new") is None
-    # a restored watermark keeps a lateness bound, twice the lateness behind it: records
-    # held for order before the restart, read again, still pass
-    assert clock.lower_bound(T0, "b") == T0 - timedelta(days=26)
+    # a restored watermark sets no lateness bound: records held for order before the
+    # restart, read again from the committed offset, pass; the bound comes back with them
+    assert clock.lower_bound(T0, "b") is None
     # restored streams are quiet (no input since the restart): silence checks go on
     assert clock.settled() and clock.now() == T0
     clock.observe(T0 - timedelta(days=19), "b")  # new input on one stream
     # held for the lateness behind the stream that delivers, by at most twice the lateness
     assert clock.now() == T0 - timedelta(days=6)
+    assert clock.lower_bound(T0, "b") == T0 - timedelta(days=22)
     wall[0] = 40.0
     assert clock.now() == T0
 
