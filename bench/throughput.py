@@ -31,7 +31,7 @@ from confluent_kafka import Consumer
 
 from streams.codec import build_codec
 from streams.kafka_io import make_producer, produce_records
-from streams.processes import WorkerChild, bench_broker, free_port, stop_process
+from streams.processes import WorkerChild, WorkerWeb, bench_broker, free_port, stop_process
 from streams.security import client_config
 from streams.settings import INPUT_TOPICS, Settings
 from streams.topics import ensure_topics
@@ -124,7 +124,7 @@ def faust_ceiling(settings: Settings, expected: int, workdir: Path) -> float:
         log.close()
 
 
-def applied(children: list[WorkerChild]) -> float:
+def applied(children: list[WorkerWeb]) -> float:
     return sum(child.metric(APPLIED) for child in children)
 
 
@@ -156,9 +156,7 @@ def churnwatch_rate(settings: Settings, expected: int, workdir: Path,
     group = WorkerChild(run, log, args=("-m", "streams.cli", "worker", "--processes",
                                         str(processes)))
     # one view per process on its own web port (see streams.processes.process_group_env)
-    views = [WorkerChild.__new__(WorkerChild) for _ in range(processes)]
-    for i, view in enumerate(views):
-        view.url = f"http://127.0.0.1:{run.web_port + i}"
+    views = [WorkerWeb(f"http://127.0.0.1:{run.web_port + i}") for i in range(processes)]
     marks: dict[float, float] = {}
     spy: subprocess.Popen[bytes] | None = None
     try:

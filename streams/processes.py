@@ -52,6 +52,17 @@ def owned_env(**extra: str) -> dict[str, str]:
     return kafka_script_env(CHURN_KAFKA_OWNER_PID=str(os.getpid()), **extra)
 
 
+def _kafka_script(command: str, directory: Path, env: Mapping[str, str] | None,
+                  timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/kafka-local.sh COMMAND DIRECTORY`` (``env`` defaults to
+    :func:`kafka_script_env`), its output captured."""
+    return subprocess.run(
+        [str(KAFKA_SCRIPT), command, str(directory)],
+        env=dict(env) if env is not None else kafka_script_env(),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        check=False)
+
+
 def start_broker(directory: Path, *, env: Mapping[str, str] | None = None,
                  timeout: float = 600.0) -> str:
     """Start a local broker whose files live in ``directory``; return its bootstrap
@@ -60,11 +71,7 @@ def start_broker(directory: Path, *, env: Mapping[str, str] | None = None,
         raise BrokerError(f"{KAFKA_SCRIPT} is missing; set CHURN_KAFKA_BOOTSTRAP to use an "
                           "existing Kafka cluster instead")
     try:
-        done = subprocess.run(
-            [str(KAFKA_SCRIPT), "start", str(directory)],
-            env=dict(env) if env is not None else kafka_script_env(),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-            check=False)
+        done = _kafka_script("start", directory, env, timeout)
     except subprocess.TimeoutExpired as exc:
         raise BrokerError("the local Kafka broker did not start within "
                           f"{timeout / 60:g} minutes") from exc
@@ -79,11 +86,7 @@ def stop_broker(directory: Path, *, env: Mapping[str, str] | None = None,
                 timeout: float = 120.0) -> str | None:
     """Stop the broker of ``directory``; return an error message if that failed."""
     try:
-        done = subprocess.run(
-            [str(KAFKA_SCRIPT), "stop", str(directory)],
-            env=dict(env) if env is not None else kafka_script_env(),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-            check=False)
+        done = _kafka_script("stop", directory, env, timeout)
     except subprocess.TimeoutExpired:
         return f"scripts/kafka-local.sh stop did not finish within {timeout:g}s"
     if done.returncode != 0:
@@ -183,7 +186,43 @@ class WorkerError(RuntimeError):
     """A worker child exited while starting, or was not ready in time."""
 
 
-class WorkerChild:
+class WorkerWeb:
+    """The web port of a worker process at ``url``: its endpoints and metrics."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str) -> tuple[int, str] | None:
+        """Status and body of a GET on the worker's web port; None if it does not answer."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as answer:  # noqa: S310
+                return int(answer.status), answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except OSError:
+            return None
+
+    def metrics(self) -> list[Metric] | None:
+        """The families on ``/metrics``, or None if it does not answer 200."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        answer = self.get("/metrics")
+        if answer is None or answer[0] != 200:
+            return None
+        return list(text_string_to_metric_families(answer[1]))
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples ``name`` with ``labels`` on ``/metrics`` (0 if absent)."""
+        total = 0.0
+        for family in self.metrics() or ():
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+
+class WorkerChild(WorkerWeb):
     """One worker child process with ``settings``, logging to ``log_path``.
 
     ``args`` are the interpreter's arguments (``-m streams.worker`` by default; the demo
@@ -197,9 +236,9 @@ class WorkerChild:
                  args: Sequence[str] = ("-m", "streams.worker"),
                  env: Mapping[str, str] | None = None, own_session: bool = False,
                  from_checkout: bool = False) -> None:
+        super().__init__(f"http://127.0.0.1:{settings.web_port}")
         self.settings = settings
         self.log_path = log_path
-        self.url = f"http://127.0.0.1:{settings.web_port}"
         self._log = log_path.open("ab")
         in_checkout = from_checkout and (REPO_ROOT / "streams").is_dir()
         try:
@@ -221,15 +260,6 @@ class WorkerChild:
             return "(no worker log)"
         return "\n".join(text[-lines:])
 
-    def get(self, path: str) -> tuple[int, str] | None:
-        """Status and body of a GET on the worker's web port; None if it does not answer."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as answer:  # noqa: S310
-                return int(answer.status), answer.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
-        except OSError:
-            return None
 
     def ready(self) -> bool:
         """Whether ``/ready`` answers 200 now; WorkerError if the child has exited."""
@@ -248,24 +278,7 @@ class WorkerChild:
                 raise WorkerError(f"the worker was not ready within {timeout:g}s")
             time.sleep(0.25)  # polling a child's HTTP endpoint, with a deadline
 
-    def metrics(self) -> list[Metric] | None:
-        """The families on ``/metrics``, or None if it does not answer 200."""
-        from prometheus_client.parser import text_string_to_metric_families
 
-        answer = self.get("/metrics")
-        if answer is None or answer[0] != 200:
-            return None
-        return list(text_string_to_metric_families(answer[1]))
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of the samples ``name`` with ``labels`` on ``/metrics`` (0 if absent)."""
-        total = 0.0
-        for family in self.metrics() or ():
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v
-                                               for k, v in labels.items()):
-                    total += sample.value
-        return total
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait, then SIGKILL; returns the exit status."""

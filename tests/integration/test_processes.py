@@ -10,6 +10,7 @@ import pytest
 
 from streams.codec import build_codec
 from streams.kafka_io import produce_records
+from streams.processes import WorkerWeb
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.test_pipeline import profile, purchase
@@ -26,9 +27,7 @@ def test_two_processes_share_the_partitions_and_process_everything(
     group = WorkerProcess(settings, tmp_path / "group.log",
                           args=("-m", "streams.cli", "worker", "--processes", "2"))
     # one view per process, on its own port
-    views = [WorkerProcess.__new__(WorkerProcess) for _ in range(2)]
-    for i, view in enumerate(views):
-        view.url = f"http://127.0.0.1:{settings.web_port + i}"
+    views = [WorkerWeb(f"http://127.0.0.1:{settings.web_port + i}") for i in range(2)]
     try:
         wait_for(lambda: all((v.get("/ready") or (0,))[0] == 200 for v in views),
                  timeout=120, what="both processes ready", on_timeout=group.log_tail)
