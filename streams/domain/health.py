@@ -1,22 +1,29 @@
 """The score's step: signals in, HealthScoreChanged / CustomerAtRisk / CustomerRecovered out.
 
-``CustomerHealth`` is the score's per-customer state. ``update_signals`` merges one
-family's signals; ``evaluate`` scores the customer as of a time and returns the output
-records (type name and Avro-ready dict) to publish. Pure: no I/O, no clock reads.
+``CustomerHealth`` is the score's per-customer state (:mod:`streams.domain.health_state`,
+with its stored form). ``update_signals`` merges one family's signals; ``evaluate`` scores
+the customer as of a time and returns the output records (type name and Avro-ready dict)
+to publish, the at-risk one built by :mod:`streams.domain.at_risk`, and schedules the next
+silence check (``next_check_ms``). Pure: no I/O, no clock reads.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from streams.domain.alerts import AlertState
+from streams.domain.at_risk import (
+    AT_RISK_RULE,
+    MAX_REASONS,
+    at_risk_record,
+    fit_status,
+    likely_churn_reason,
+)
 from streams.domain.buckets import DAY_MS, from_ms
 from streams.domain.features import ProfileState
+from streams.domain.health_state import SIGNAL_DIGITS, STORED_SIGNALS, CustomerHealth
 from streams.domain.scoring import (
-    Contribution,
-    Measure,
     Score,
     ScoringConfig,
     compute_score,
@@ -25,117 +32,26 @@ from streams.domain.scoring import (
     score_with,
     steady_until,
 )
-from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
 
-AT_RISK_RULE = "health_at_risk"
-#: Signal names stored as their index here (a short key) in the health table. Append
-#: only: the index is what a stored state holds. Other names are stored as they are.
-STORED_SIGNALS = (
-    "purchase.last_at_d", "purchase.orders_total", "purchase.gap_mean_d",
-    "purchase.gap_std_d", "purchase.orders_28d", "purchase.spend_28d",
-    "purchase.freq_trend", "purchase.spend_trend", "engagement.last_at_d",
-    "engagement.gap_mean_d", "engagement.weeks_active_4", "engagement.trend",
-    "support.open_tickets", "support.tickets_28d", "support.sentiment_28d",
-    "support.negative_28d", "support.csat", "support.nps", "profile.products",
-    "profile.signup_d", "profile.referrals", "purchase.first_at_d", "purchase.span_d",
-    "purchase.aov", "purchase.days_90", "engagement.active_days", "purchase.currency",
-)
-_INDEX = {name: i for i, name in enumerate(STORED_SIGNALS)}
-#: Signals are kept to this many decimals (a day's fraction to a second).
-SIGNAL_DIGITS = 5
-MAX_REASONS = 5
+__all__ = [
+    "AT_RISK_RULE",
+    "MAX_REASONS",
+    "SIGNAL_DIGITS",
+    "STORED_SIGNALS",
+    "CustomerHealth",
+    "Output",
+    "at_risk_record",
+    "champion_step",
+    "evaluate",
+    "fit_status",
+    "likely_churn_reason",
+    "next_check_ms",
+    "score_at",
+    "segment_of",
+    "tenure_days",
+]
+
 Output = tuple[str, dict[str, Any]]
-
-
-@dataclass(slots=True)
-class CustomerHealth:
-    signals: dict[str, float] = field(default_factory=dict)
-    first_ms: int | None = None  # event time of the earliest update seen
-    as_of_ms: int | None = None
-    published_score: float | None = None
-    published_band: str | None = None
-    alert: AlertState = field(default_factory=AlertState)
-    due_ms: int | None = None  # next silence check
-    partition: int = 0  # where this customer's state lives
-    ema: tuple[float, float, int] | None = None  # score averages (7 d, 30 d) and their time
-    champion: int = 0  # champion episodes so far; negative while one is open
-    profile: ProfileState | None = None  # as brought by the customer's profile updates
-    #: the next check is a lower bound of the first that may act, not that check itself:
-    #: when it comes due, the checks from there are searched first (see next_check_ms)
-    provisional: bool = False
-
-    def trends(self, score: float, at_ms: int) -> tuple[float | None, float | None]:
-        """Score minus its 7- and 30-day exponentially weighted averages so far (the score's
-        change over about 7 and 30 days); then fold the score into the averages."""
-        if self.ema is None:
-            self.ema = (score, score, at_ms)
-            return None, None
-        ema7, ema30, since = self.ema
-        trend = (round(score - ema7, 2), round(score - ema30, 2))
-        days = max(0, at_ms - since) / DAY_MS
-        ema7 += (1 - math.exp(-days / 7)) * (score - ema7)
-        ema30 += (1 - math.exp(-days / 30)) * (score - ema30)
-        self.ema = (round(ema7, 3), round(ema30, 3), max(at_ms, since))
-        return trend
-
-    def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> None:
-        """Replace one family's signals. An update describes the family's whole state
-        (a late event included), and a family's updates for a customer arrive in the order
-        they were made (one partition), so the latest update always wins."""
-        prefix = family + "."
-        for name in [n for n in self.signals if n.startswith(prefix)]:
-            del self.signals[name]
-        # rounded as the table stores them, so a replay that keeps the objects scores with
-        # exactly the values a worker reads back
-        self.signals.update({k: round(v, SIGNAL_DIGITS) for k, v in values.items()})
-        self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
-
-    def to_json(self) -> dict[str, Any]:
-        stored: list[float | None] = [None] * len(STORED_SIGNALS)
-        others: dict[str, float] = {}
-        for name, value in self.signals.items():
-            index = _INDEX.get(name)
-            if index is None:
-                others[name] = round(value, SIGNAL_DIGITS)
-            else:
-                stored[index] = _short(round(value, SIGNAL_DIGITS))
-        while stored and stored[-1] is None:
-            stored.pop()
-        data: dict[str, Any] = {"s": stored}
-        if others:
-            data["o"] = others
-        return {**data, "f": self.first_ms,
-                "a": self.as_of_ms, "p": self.published_score, "b": self.published_band,
-                "x": self.alert.to_json(), "d": self.due_ms, "q": self.partition,
-                "e": list(self.ema) if self.ema else None, "c": self.champion,
-                "pf": self.profile.snapshot() if self.profile is not None else None,
-                **({"v": 1} if self.provisional else {})}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CustomerHealth:
-        """From :meth:`to_json`, or from the former ``s`` object (index or name -> value)."""
-        stored = data["s"]
-        if isinstance(stored, dict):
-            signals = {STORED_SIGNALS[int(k)] if k.isdigit() else k: v
-                       for k, v in stored.items()}
-        else:
-            signals = {STORED_SIGNALS[i]: float(v) for i, v in enumerate(stored)
-                       if v is not None}
-            signals.update(data.get("o", {}))
-        return cls(signals, data.get("f"), data["a"],
-                   data["p"], data["b"], AlertState.from_json(data["x"]), data.get("d"),
-                   int(data.get("q", 0)),
-                   (float(e[0]), float(e[1]), int(e[2])) if (e := data.get("e")) else None,
-                   int(data.get("c", 0)),
-                   ProfileState.from_json(pf, 0) if (pf := data.get("pf")) else None,
-                   bool(data.get("v", 0)))
-
-
-def _short(value: float) -> float:
-    """A whole number written without its ``.0`` (read back as the same float; -0.0 kept)."""
-    if float(value).is_integer() and (value != 0 or math.copysign(1.0, value) > 0):
-        return int(value)
-    return value
 
 
 def segment_of(profile: ProfileState | None) -> str:
@@ -157,105 +73,12 @@ def tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
     return (now_ms - profile.signup_ms) / DAY_MS
 
 
-def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) -> str:
-    if c.measure not in config.measures:  # a critical group cap
-        group = config.groups[c.signal]
-        return (f"{config.describe(c.measure).text} ({c.signal} points {c.value:.0f} "
-                f"< {group.critical_below:g}: score held at {group.critical_cap:g})")
-    measure = config.measures[c.measure]
-    detail = _detail(config, measure, c.value)
-    if capped_by is not None and c.points < config.compiled().curves[c.measure](c.value):
-        detail += f", capped by {capped_by}"
-    return f"{measure.text} ({detail})"
-
-
-def _detail(config: ScoringConfig, measure: Measure, value: float) -> str:
-    """The measure's value in words."""
-    if measure.kind == "elapsed":
-        return f"{value:.1f}x the usual gap"
-    if measure.kind == "age":
-        return f"{value:.0f} days"
-    if measure.kind == "btyd":
-        return f"{value:.2f} purchases expected in {config.btyd.horizon_d:g} days"
-    return f"{measure.signal} = {value:g}"
-
-
-def _capping(config: ScoringConfig) -> dict[str, str]:
-    """Measure -> the measure that caps it in its group."""
-    return {m: g.capped_by for g in config.groups.values() if g.capped_by
-            for m in g.measures if m != g.capped_by}
-
-
-def likely_churn_reason(config: ScoringConfig, reasons: list[Contribution]) -> str:
-    """The churn reason whose measures cost the score the most points together."""
-    lost: dict[str, float] = {}
-    for c in reasons:
-        key = config.describe(c.measure).churn_reason
-        lost[key] = lost.get(key, 0.0) + c.shortfall
-    return max(lost, key=lambda key: lost[key])
-
-
-def fit_status(config: ScoringConfig, profile: ProfileState | None) -> tuple[str, float | None]:
-    """Customer-fit status (maintain / grow / depart / unknown) and profitability."""
-    profitability = profile.profitability() if profile is not None else None
-    if profile is None or profitability is None:
-        return "unknown", profitability
-    if profitability < config.fit.depart_below:
-        return "depart", profitability
-    if profitability < config.fit.profitability_threshold:
-        return "maintain", profitability
-    if profile.products < config.fit.grow_below_products:
-        return "grow", profitability
-    return "maintain", profitability
-
-
 def _contributions(score: Score) -> list[dict[str, Any]]:
     return [{"signal": measure, "value": round(value, 4), "points": round(points, 2),
              "weight": round(weight, 4),
              "contribution": round(points * weight + adjustment, 3)}  # c.contribution
             for measure, _, value, points, weight, adjustment in score.contributions]
 
-
-def at_risk_record(
-    config: ScoringConfig, customer_id: str, score: Score, health: CustomerHealth,
-    profile: ProfileState | None, at_ms: int, previous_band: str | None,
-) -> dict[str, Any]:
-    ranked = sorted(score.contributions, key=lambda c: c.shortfall, reverse=True)
-    reasons = [c for c in ranked if c.shortfall >= 0.5][:MAX_REASONS] or ranked[:1]
-    churn_reason = likely_churn_reason(config, reasons)
-    if score.profile == "onboarding" and churn_reason == "low_usage":
-        churn_reason = "failed_onboarding"
-    segment = profile.segment if profile is not None else "unknown"
-    capping = _capping(config)
-    fit, profitability = fit_status(config, profile)
-    channels = profile.consent.channels() if profile is not None else []
-    episode = health.alert.episode
-    return {
-        "event_id": f"{customer_id}:{AT_RISK_RULE}:{episode}",
-        "customer_id": customer_id,
-        "occurred_at": from_ms(at_ms),
-        "episode_id": f"{customer_id}:{episode}",
-        "rule": AT_RISK_RULE,
-        "score": score.score,
-        "band": score.band,
-        "previous_band": previous_band,
-        "reasons": [{"code": config.describe(c.measure).code,
-                     "text": _reason_text(config, c, capping.get(c.measure)),
-                     "contribution": round(-c.shortfall, 3)} for c in reasons],
-        "churn_reason": churn_reason,
-        "route_to_team": config.churn_reasons[churn_reason].team,
-        "fit_status": fit,
-        "profitability": round(profitability, 4) if profitability is not None else None,
-        "unprofitable": profitability is not None
-        and profitability < config.fit.profitability_threshold,
-        "contactable": bool(channels),
-        "channels": channels,
-        "suggested_play": config.play(segment, churn_reason, contactable=bool(channels)),
-        "segment": segment,
-        "config_version": config.version,
-        "value_at_stake_minor": value_at_stake(config.btyd, health.signals, at_ms / DAY_MS),
-        "currency": currency_of(health.signals.get(CURRENCY_SIGNAL)),
-    }
 
 
 def evaluate(

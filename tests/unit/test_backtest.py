@@ -511,7 +511,7 @@ def test_a_lazy_history_reads_what_the_list_holds(tmp_path):
 
 
 def test_backtest_reads_a_large_history_lazily_with_the_same_report(tmp_path, monkeypatch):
-    import streams.backtest as backtest_module
+    import streams.backtest.run as backtest_module
 
     path = tmp_path / "events.jsonl"
     write_jsonl(simulate(SimulationConfig(customers=15, months=2, seed=8)).items, path)

@@ -1,0 +1,197 @@
+"""A scoring config compiled for scoring: curves, and each profile's plan of weights.
+
+:class:`_Compiled` holds what scoring reads on every evaluation as plain attributes, and
+per profile a :class:`_ProfilePlan` of its groups and measures, whose weights for each set
+of present measures are worked out once (:class:`_Layout`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.domain.scoring.config import Group, Link, Measure, ScoringConfig, Segment
+
+
+def interpolate(curve: list[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear lookup, flat beyond the first and last points."""
+    return _Curve.of(curve)(x)
+
+
+@dataclass(frozen=True, slots=True)
+class _Curve:
+    """A curve split into its x and y values, for a bisecting lookup (compiled once per
+    measure when scoring)."""
+
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    @classmethod
+    def of(cls, curve: list[tuple[float, float]]) -> _Curve:
+        return cls(tuple(x for x, _ in curve), tuple(y for _, y in curve))
+
+    def __call__(self, x: float) -> float:
+        xs, ys = self.xs, self.ys
+        if x <= xs[0]:
+            return ys[0]
+        i = bisect.bisect_left(xs, x)
+        if i == len(xs):
+            return ys[-1]
+        x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+class _MeasurePlan:
+    """One measure of a profile, with what scoring reads of it as plain attributes."""
+
+    __slots__ = ("bit", "curve", "direct", "kind", "measure", "min_tenure_d", "name",
+                 "signal", "weight", "xs", "ys")
+
+    def __init__(self, name: str, weight: float, measure: Measure, bit: int) -> None:
+        self.name = name
+        self.weight = weight
+        self.measure = measure
+        self.curve = _Curve.of(measure.curve)
+        self.xs, self.ys = self.curve.xs, self.curve.ys
+        self.bit = bit
+        self.signal = measure.signal
+        self.kind = measure.kind
+        self.min_tenure_d = measure.min_tenure_d
+        #: the signal is the value: no time, tenure or model in between
+        self.direct = measure.kind == "value" and measure.min_tenure_d is None
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupPlan:
+    name: str
+    weight: float
+    group: Group
+    measures: tuple[_MeasurePlan, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The weights of one set of present measures (they depend on nothing else): per
+    group with a measure present, in order, the group, how many measures it has present,
+    the position of its capping measure among them (or -1) and their weights in the score."""
+
+    groups: tuple[tuple[_GroupPlan, int, int, tuple[float, ...], float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _ProfilePlan:
+    groups: tuple[_GroupPlan, ...]
+    elapsed: tuple[_MeasurePlan, ...]  # the measures that move with time (not ``value``)
+    tenures: tuple[float, ...]  # tenure thresholds of the whole config, in days
+    #: every measure that moves with time can only lose points: between updates the score
+    #: never rises
+    falling: bool = True
+    link: Link | None = None
+    measures: tuple[_MeasurePlan, ...] = ()  # every measure, group by group
+    elapsed_by_name: dict[str, _MeasurePlan] = field(default_factory=dict)
+    #: set of present measures (a bit mask) -> its weights; None: no behavioural group
+    layouts: dict[int, _Layout | None] = field(default_factory=dict)
+
+    def layout(self, mask: int) -> _Layout | None:
+        layout = self.layouts.get(mask, self)
+        if layout is self:
+            layout = self.layouts[mask] = self._layout(mask)
+        return layout  # type: ignore[return-value]
+
+    def _layout(self, mask: int) -> _Layout | None:
+        present = [(g, [m for m in g.measures if m.bit & mask]) for g in self.groups]
+        present = [(g, found) for g, found in present if found]
+        if not any(not g.group.context for g, _ in present):
+            return None
+        total_group = 0.0
+        for gplan, _ in present:
+            total_group += gplan.weight
+        groups = []
+        for gplan, found in present:
+            total_measure = 0.0
+            cap = -1
+            for i, mplan in enumerate(found):
+                total_measure += mplan.weight
+                if mplan.name == gplan.group.capped_by:
+                    cap = i
+            share = gplan.weight / total_group
+            weights = tuple(share * (m.weight / total_measure) for m in found)
+            groups.append((gplan, len(found), cap, weights, total_measure))
+        return _Layout(tuple(groups))
+
+
+def _compile(config: ScoringConfig, profile: str) -> _ProfilePlan:
+    groups = []
+    bit = 1
+    for gname, gweight in config.profiles[profile].groups.items():
+        if gweight <= 0:
+            continue
+        group = config.groups[gname]
+        measures = []
+        for mname, mweight in group.measures.items():
+            if mweight > 0:
+                measures.append(_MeasurePlan(mname, mweight, config.measures[mname], bit))
+                bit <<= 1
+        groups.append(_GroupPlan(gname, gweight, group, tuple(measures)))
+    elapsed = tuple(m for g in groups for m in g.measures if m.measure.moves_with_time)
+    tenures = {p.when_tenure_below_d for p in config.profiles.values()}
+    tenures |= {m.min_tenure_d for m in config.measures.values()}
+    falling = all(m.measure.falls_with_time for m in elapsed)
+    return _ProfilePlan(tuple(groups), elapsed, tuple(sorted(t for t in tenures if t)),
+                        falling, config.link, tuple(m for g in groups for m in g.measures),
+                        {m.name: m for m in elapsed})
+
+
+class _Compiled:
+    """A scoring config as scoring reads it on every evaluation: plain attributes and
+    the profiles' plans, built once per config object."""
+
+    __slots__ = ("btyd", "champion_rules", "curves", "default_profile", "healthy_min", "link",
+                 "owner", "plans", "profiles_by_segment", "segments", "tenure_profiles",
+                 "version", "watch_min")
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.owner = config
+        self.version = config.version
+        self.link = config.link
+        self.btyd = config.btyd
+        self.healthy_min = config.bands.healthy_min
+        self.watch_min = config.bands.watch_min
+        self.segments = config.segments
+        self.default_profile = config.default_profile
+        self.tenure_profiles = tuple(
+            (name, p.when_tenure_below_d) for name, p in config.profiles.items()
+            if p.when_tenure_below_d is not None)
+        self.profiles_by_segment: dict[str, str] = {}
+        for name, p in config.profiles.items():
+            for segment in p.segments:
+                self.profiles_by_segment.setdefault(segment, name)
+        self.plans = {name: _compile(config, name) for name in config.profiles}
+        self.curves = {name: _Curve.of(m.curve) for name, m in config.measures.items()}
+        #: the champion rules: signal, threshold, segments (None: every one), as text
+        self.champion_rules = tuple(
+            (r.signal, r.at_least, frozenset(r.segments) if r.segments else None,
+             f"{r.signal} >= {r.at_least:g}") for r in config.champion.rules)
+
+    def plan(self, profile: str) -> _ProfilePlan:
+        return self.plans[profile]
+
+    def profile_for(self, segment: str, tenure_d: float | None) -> str:
+        if tenure_d is not None:
+            for name, below in self.tenure_profiles:
+                if tenure_d < below:
+                    return name
+        return self.profiles_by_segment.get(segment, self.default_profile)
+
+    def segment(self, name: str) -> Segment:
+        segment = self.segments.get(name)
+        return segment if segment is not None else self.segments["default"]
+
+    def band(self, score: float) -> str:
+        if score >= self.healthy_min:
+            return "healthy"
+        if score >= self.watch_min:
+            return "watch"
+        return "at_risk"
