@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.backtest import InputRecord, read_events, run_backtest
-from streams.domain.events import InvalidEvent, parse_event
+from streams.domain.events import InvalidEvent
+from streams.families import parse_event
 from streams.settings import Settings
 from streams.simulator import SimulationConfig, simulate, write_jsonl
 
