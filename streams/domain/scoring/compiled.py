@@ -8,7 +8,7 @@ of present measures are worked out once (:class:`_Layout`).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,42 +63,60 @@ class _MeasurePlan:
         self.direct = measure.kind == "value" and measure.min_tenure_d is None
 
 
-@dataclass(frozen=True, slots=True)
 class _GroupPlan:
-    name: str
-    weight: float
-    group: Group
-    measures: tuple[_MeasurePlan, ...]
+    """One group of a profile, with its measures' plans."""
+
+    __slots__ = ("group", "measures", "name", "weight")
+
+    def __init__(self, name: str, weight: float, group: Group,
+                 measures: tuple[_MeasurePlan, ...]) -> None:
+        self.name = name
+        self.weight = weight
+        self.group = group
+        self.measures = measures
 
 
-@dataclass(frozen=True, slots=True)
 class _Layout:
     """The weights of one set of present measures (they depend on nothing else): per
     group with a measure present, in order, the group, how many measures it has present,
     the position of its capping measure among them (or -1) and their weights in the score."""
 
-    groups: tuple[tuple[_GroupPlan, int, int, tuple[float, ...], float], ...]
+    __slots__ = ("groups",)
+
+    def __init__(self,
+                 groups: tuple[tuple[_GroupPlan, int, int, tuple[float, ...], float], ...]
+                 ) -> None:
+        self.groups = groups
 
 
-@dataclass(frozen=True, slots=True)
 class _ProfilePlan:
-    groups: tuple[_GroupPlan, ...]
-    elapsed: tuple[_MeasurePlan, ...]  # the measures that move with time (not ``value``)
-    tenures: tuple[float, ...]  # tenure thresholds of the whole config, in days
-    #: every measure that moves with time can only lose points: between updates the score
-    #: never rises
-    falling: bool = True
-    link: Link | None = None
-    measures: tuple[_MeasurePlan, ...] = ()  # every measure, group by group
-    elapsed_by_name: dict[str, _MeasurePlan] = field(default_factory=dict)
-    #: set of present measures (a bit mask) -> its weights; None: no behavioural group
-    layouts: dict[int, _Layout | None] = field(default_factory=dict)
+    """A profile's groups and measures as scoring reads them (plain attributes)."""
+
+    __slots__ = ("elapsed", "elapsed_by_name", "falling", "groups", "layouts", "link",
+                 "measures", "tenures")
+
+    def __init__(self, groups: tuple[_GroupPlan, ...], elapsed: tuple[_MeasurePlan, ...],
+                 tenures: tuple[float, ...], falling: bool = True, link: Link | None = None,
+                 measures: tuple[_MeasurePlan, ...] = (),
+                 elapsed_by_name: dict[str, _MeasurePlan] | None = None) -> None:
+        self.groups = groups
+        self.elapsed = elapsed  # the measures that move with time (not ``value``)
+        self.tenures = tenures  # tenure thresholds of the whole config, in days
+        #: every measure that moves with time can only lose points: between updates the
+        #: score never rises
+        self.falling = falling
+        self.link = link
+        self.measures = measures  # every measure, group by group
+        self.elapsed_by_name = elapsed_by_name if elapsed_by_name is not None else {}
+        #: set of present measures (a bit mask) -> its weights; None: no behavioural group
+        self.layouts: dict[int, _Layout | None] = {}
 
     def layout(self, mask: int) -> _Layout | None:
-        layout = self.layouts.get(mask, self)
-        if layout is self:
+        try:
+            return self.layouts[mask]
+        except KeyError:
             layout = self.layouts[mask] = self._layout(mask)
-        return layout  # type: ignore[return-value]
+            return layout
 
     def _layout(self, mask: int) -> _Layout | None:
         present = [(g, [m for m in g.measures if m.bit & mask]) for g in self.groups]
