@@ -77,7 +77,7 @@ class CustomerHealth:
         self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
-        stored: list[float | None] = [None] * len(STORED_SIGNALS)
+        stored: list[float | int | None] = [None] * len(STORED_SIGNALS)
         others: dict[str, float] = {}
         for name, value in self.signals.items():
             index = _INDEX.get(name)
@@ -117,8 +117,9 @@ class CustomerHealth:
                    bool(data.get("v", 0)))
 
 
-def _short(value: float) -> float:
-    """A whole number written without its ``.0`` (read back as the same float; -0.0 kept)."""
+def _short(value: float) -> float | int:
+    """A whole number written without its ``.0`` (read back as the same float; -0.0 kept).
+    (``float | int``, not ``float``: compiled, a ``float`` result would be a float again.)"""
     if float(value).is_integer() and (value != 0 or math.copysign(1.0, value) > 0):
         return int(value)
     return value
