@@ -15,8 +15,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# a C compiler, so that the build compiles the domain modules with mypyc (setup.py); the
+# runtime stage needs none of it
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml setup.py constraints.txt README.md ./
 COPY streams ./streams
 RUN python -m venv /opt/churnwatch \
     && /opt/churnwatch/bin/pip install --constraint constraints.txt . \

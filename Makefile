@@ -10,12 +10,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Lint only the folders that exist (git does not keep empty ones).
 LINT_PATHS := $(wildcard streams tests bench)
+# The modules setup.py compiles with mypyc: an editable install builds them next to their
+# sources, so a change to one re-runs the install.
+COMPILED := $(shell sed -n 's/^ *"\(streams\/.*\.py\)",$$/\1/p' setup.py)
 PYTEST_ARGS ?=
 
 .PHONY: help system-tools venv kafka-jars lint rules-test test demo constraints clean
 
 help:
-	@echo "make venv         create $(VENV) and install churnwatch with its dev tools (pinned by constraints.txt)"
+	@echo "make venv         create $(VENV) and install churnwatch with its dev tools (pinned by constraints.txt),"
+	@echo "                  the domain modules compiled with mypyc when a C compiler is there"
 	@echo "make kafka-jars   fetch the Apache Kafka jars used by scripts/kafka-local.sh"
 	@echo "make lint         ruff check and mypy (strict, on streams/)"
 	@echo "make rules-test   promtool check and unit tests of the Prometheus alert rules"
@@ -30,8 +34,9 @@ system-tools:
 
 venv: $(STAMP)
 
-# Re-installs whenever pyproject.toml or constraints.txt changes.
-$(STAMP): pyproject.toml constraints.txt
+# Re-installs whenever pyproject.toml, constraints.txt or a compiled module changes.
+# CHURN_PURE_PYTHON=1 skips compiling (see setup.py).
+$(STAMP): pyproject.toml constraints.txt setup.py $(COMPILED)
 	scripts/system-tools.sh demo
 	@if [[ ! -x "$(BIN)/python" ]]; then $(PYTHON) -m venv "$(VENV)"; fi
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' -c constraints.txt
@@ -78,4 +83,6 @@ constraints:
 
 clean:
 	rm -rf "$(VENV)" .venv-constraints build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	find streams -name '*.so' -delete
+	rm -f churnwatch_native__mypyc*.so
 	find . -name __pycache__ -type d -prune -not -path "./.git/*" -exec rm -rf {} +

@@ -12,7 +12,8 @@ Each history is replayed with ``run_backtest`` (what ``churnwatch backtest`` run
 already in memory) and compared with a baseline measured in the same run on the same
 records: validating each record into a domain event (``parse_event``), with no state and
 no scoring, the floor of any replay. The ratio replay / baseline is comparable across
-machines; the figures are printed, never asserted.
+machines; the figures are printed, never asserted. The first line says whether the domain
+modules run compiled (mypyc, see setup.py) or as pure Python.
 
     .venv/bin/python bench/replay.py [--customers N] [--months M] [--seed S]
                                      [--csv purchases.csv] [--only simulated|purchases]
@@ -33,6 +34,7 @@ from typing import Any
 from streams.backtest import InputRecord, read_events, run_backtest
 from streams.domain.events import InvalidEvent
 from streams.families import parse_event
+from streams.native import compiled_modules
 from streams.settings import Settings
 from streams.simulator import SimulationConfig, simulate, write_jsonl
 
@@ -119,6 +121,9 @@ def main() -> int:
                         "purchase-only history instead of the synthetic one")
     parser.add_argument("--only", choices=("simulated", "purchases"))
     args = parser.parse_args()
+    compiled = compiled_modules()
+    print(f"domain code: compiled with mypyc ({len(compiled)} modules)" if compiled
+          else "domain code: pure Python")
     if args.only != "purchases":
         started = time.perf_counter()
         records = simulated_history(args.customers, args.months, args.seed)
