@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
-DAY_MS = 86_400_000
+from streams.domain.rounding import round_to
+
+DAY_MS: Final = 86_400_000
 
 
 def day_of(moment: datetime) -> int:
@@ -117,4 +120,4 @@ class WeekBuckets:
 
 
 def _compact(row: list[float]) -> list[float]:
-    return [int(v) if float(v).is_integer() else round(v, 3) for v in row]
+    return [int(v) if float(v).is_integer() else round_to(v, 3) for v in row]

@@ -17,17 +17,17 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from streams.domain.buckets import DAY_MS, WeekBuckets, day_of, to_ms
 from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
 from streams.domain.value import CURRENCY_SIGNAL, currency_code
 
 #: How many distinct purchase days are kept to learn a customer's rhythm.
-RHYTHM_DAYS = 16
+RHYTHM_DAYS: Final = 16
 #: How many open or recently resolved ticket ids are remembered.
-TICKET_MEMORY = 20
-NEGATIVE_SENTIMENT = -0.3
+TICKET_MEMORY: Final = 20
+NEGATIVE_SENTIMENT: Final = -0.3
 
 
 def id_hash(text: str) -> int:
@@ -52,8 +52,8 @@ def unpack(text: str) -> list[int]:
 
 #: The most event ids one customer and family keep: a flood of events inside the window
 #: forgets its oldest seconds (see :class:`RecentIds`).
-MAX_IDS = 128
-_HASH = struct.Struct("<Q")
+MAX_IDS: Final = 128
+_HASH: Final = struct.Struct("<Q")
 
 
 @dataclass(slots=True)
@@ -487,5 +487,6 @@ def loads(raw: bytes) -> dict[str, Any]:
 
 
 def finite(values: dict[str, float]) -> dict[str, float]:
-    """Drop any non-finite value (never produced by these states; a guard for plug-ins)."""
-    return {k: v for k, v in values.items() if math.isfinite(v)}
+    """Drop any non-finite value (never produced by these states; a guard for plug-ins),
+    and make every other one a float (a plug-in's int would be one, compiled)."""
+    return {k: float(v) for k, v in values.items() if math.isfinite(v)}

@@ -23,6 +23,7 @@ from streams.domain.at_risk import (
 from streams.domain.buckets import DAY_MS, from_ms
 from streams.domain.features import ProfileState
 from streams.domain.health_state import SIGNAL_DIGITS, STORED_SIGNALS, CustomerHealth
+from streams.domain.rounding import round_to
 from streams.domain.schedule import alert_settled, first_change, last_check, next_check_ms
 from streams.domain.scoring import Score, ScoringConfig, compute_score
 
@@ -67,9 +68,9 @@ def tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
 
 
 def _contributions(score: Score) -> list[dict[str, Any]]:
-    return [{"signal": measure, "value": round(value, 4), "points": round(points, 2),
-             "weight": round(weight, 4),
-             "contribution": round(points * weight + adjustment, 3)}  # c.contribution
+    return [{"signal": measure, "value": round_to(value, 4), "points": round_to(points, 2),
+             "weight": round_to(weight, 4),
+             "contribution": round_to(points * weight + adjustment, 3)}  # c.contribution
             for measure, _, value, points, weight, adjustment in score.contributions]
 
 

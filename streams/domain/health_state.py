@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from streams.domain.alerts import AlertState
 from streams.domain.buckets import DAY_MS
 from streams.domain.features import ProfileState
+from streams.domain.rounding import round_to
 
 #: Signal names stored as their index here (a short key) in the health table. Append
 #: only: the index is what a stored state holds. Other names are stored as they are.
-STORED_SIGNALS = (
+STORED_SIGNALS: Final = (
     "purchase.last_at_d", "purchase.orders_total", "purchase.gap_mean_d",
     "purchase.gap_std_d", "purchase.orders_28d", "purchase.spend_28d",
     "purchase.freq_trend", "purchase.spend_trend", "engagement.last_at_d",
@@ -28,9 +29,9 @@ STORED_SIGNALS = (
     "profile.signup_d", "profile.referrals", "purchase.first_at_d", "purchase.span_d",
     "purchase.aov", "purchase.days_90", "engagement.active_days", "purchase.currency",
 )
-_INDEX = {name: i for i, name in enumerate(STORED_SIGNALS)}
+_INDEX: Final = {name: i for i, name in enumerate(STORED_SIGNALS)}
 #: Signals are kept to this many decimals (a day's fraction to a second).
-SIGNAL_DIGITS = 5
+SIGNAL_DIGITS: Final = 5
 
 
 @dataclass(slots=True)
@@ -57,11 +58,11 @@ class CustomerHealth:
             self.ema = (score, score, at_ms)
             return None, None
         ema7, ema30, since = self.ema
-        trend = (round(score - ema7, 2), round(score - ema30, 2))
+        trend = (round_to(score - ema7, 2), round_to(score - ema30, 2))
         days = max(0, at_ms - since) / DAY_MS
         ema7 += (1 - math.exp(-days / 7)) * (score - ema7)
         ema30 += (1 - math.exp(-days / 30)) * (score - ema30)
-        self.ema = (round(ema7, 3), round(ema30, 3), max(at_ms, since))
+        self.ema = (round_to(ema7, 3), round_to(ema30, 3), max(at_ms, since))
         return trend
 
     def update_signals(self, family: str, at_ms: int, values: dict[str, float]) -> None:
@@ -73,7 +74,7 @@ class CustomerHealth:
             del self.signals[name]
         # rounded as the table stores them, so a replay that keeps the objects scores with
         # exactly the values a worker reads back
-        self.signals.update({k: round(v, SIGNAL_DIGITS) for k, v in values.items()})
+        self.signals.update({k: round_to(v, SIGNAL_DIGITS) for k, v in values.items()})
         self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
 
     def to_json(self) -> dict[str, Any]:
@@ -82,9 +83,9 @@ class CustomerHealth:
         for name, value in self.signals.items():
             index = _INDEX.get(name)
             if index is None:
-                others[name] = round(value, SIGNAL_DIGITS)
+                others[name] = round_to(value, SIGNAL_DIGITS)
             else:
-                stored[index] = _short(round(value, SIGNAL_DIGITS))
+                stored[index] = _short(round_to(value, SIGNAL_DIGITS))
         while stored and stored[-1] is None:
             stored.pop()
         data: dict[str, Any] = {"s": stored}
