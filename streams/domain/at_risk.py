@@ -7,7 +7,7 @@ stake.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from streams.domain.buckets import DAY_MS, from_ms
 from streams.domain.features import ProfileState
@@ -15,8 +15,8 @@ from streams.domain.health_state import CustomerHealth
 from streams.domain.scoring import Contribution, Measure, Score, ScoringConfig
 from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
 
-AT_RISK_RULE = "health_at_risk"
-MAX_REASONS = 5
+AT_RISK_RULE: Final = "health_at_risk"
+MAX_REASONS: Final = 5
 
 
 def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 #: The hypergeometric series stops when a term falls below this share of the sum.
-_SERIES_TOLERANCE = 1e-10
-_SERIES_MAX_TERMS = 2000
+_SERIES_TOLERANCE: Final = 1e-10
+_SERIES_MAX_TERMS: Final = 2000
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,23 +11,23 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 #: Reason codes of records that are decoded but not acceptable.
-INVALID_FIELD = "invalid_field"
-TOO_LATE = "too_late"
-IN_FUTURE = "in_future"
+INVALID_FIELD: Final = "invalid_field"
+TOO_LATE: Final = "too_late"
+IN_FUTURE: Final = "in_future"
 #: An event far ahead of every input, refuted by the next record of its partition (see
 #: streams.domain.clock): it would have moved the event clock past everything else.
-CLOCK_OUTLIER = "clock_outlier"
+CLOCK_OUTLIER: Final = "clock_outlier"
 
-MAX_ID_LENGTH = 200
-MAX_AMOUNT_MINOR = 10**12  # ten billion in major units: beyond any single order
-MAX_COUNT = 1_000_000
-MAX_DURATION_S = 7 * 86400
+MAX_ID_LENGTH: Final = 200
+MAX_AMOUNT_MINOR: Final = 10**12  # ten billion in major units: beyond any single order
+MAX_COUNT: Final = 1_000_000
+MAX_DURATION_S: Final = 7 * 86400
 # Older times are broken clocks (the Unix epoch, year 1), not history: a shop's export
 # from the 1990s still replays.
-EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
+EARLIEST: Final = datetime(1980, 1, 1, tzinfo=UTC)
 
 
 class InvalidEvent(ValueError):

@@ -11,9 +11,11 @@ the purchase signals carry as a number (:func:`currency_code`).
 
 from __future__ import annotations
 
+from typing import Final
+
 from streams.domain.scoring import Btyd
 
-CURRENCY_SIGNAL = "purchase.currency"
+CURRENCY_SIGNAL: Final = "purchase.currency"
 
 
 def currency_code(currency: str) -> float | None:

@@ -46,8 +46,9 @@ class _Curve:
 class _MeasurePlan:
     """One measure of a profile, with what scoring reads of it as plain attributes."""
 
-    __slots__ = ("bit", "curve", "direct", "kind", "measure", "min_tenure_d", "name",
-                 "signal", "weight", "xs", "ys")
+    __slots__ = ("age", "bit", "curve", "direct", "kind", "measure", "min_tenure_d", "name",
+                 "per", "per_default", "per_min_d", "signal", "spread", "spread_k", "weight",
+                 "xs", "ys")
 
     def __init__(self, name: str, weight: float, measure: Measure, bit: int) -> None:
         self.name = name
@@ -61,12 +62,35 @@ class _MeasurePlan:
         self.min_tenure_d = measure.min_tenure_d
         #: the signal is the value: no time, tenure or model in between
         self.direct = measure.kind == "value" and measure.min_tenure_d is None
+        # what the expected gap of an elapsed measure reads (see expected_gap)
+        self.age = measure.kind == "age"
+        self.per = measure.per
+        self.spread = measure.spread
+        self.spread_k = measure.spread_k
+        self.per_default = measure.per_default
+        self.per_min_d = measure.per_min_d
+
+    def gap(self, signals: dict[str, float], norms: dict[str, float]) -> float:
+        """:func:`~streams.domain.scoring.score.expected_gap` of this measure, with the
+        segment's norms by name (:meth:`_Compiled.norms`)."""
+        if self.age:
+            return 1.0
+        per = signals.get(self.per) if self.per else None
+        if per is not None and self.spread:
+            per += self.spread_k * signals.get(self.spread, 0.0)
+        if per is None and self.per_default:
+            per = norms[self.per_default]
+        if per is None or per <= 0:
+            per = 1.0
+        if per < self.per_min_d:
+            per = self.per_min_d
+        return per
 
 
 class _GroupPlan:
     """One group of a profile, with its measures' plans."""
 
-    __slots__ = ("group", "measures", "name", "weight")
+    __slots__ = ("critical_below", "critical_cap", "group", "measures", "name", "weight")
 
     def __init__(self, name: str, weight: float, group: Group,
                  measures: tuple[_MeasurePlan, ...]) -> None:
@@ -74,6 +98,8 @@ class _GroupPlan:
         self.weight = weight
         self.group = group
         self.measures = measures
+        self.critical_below = group.critical_below
+        self.critical_cap = group.critical_cap
 
 
 class _Layout:
@@ -167,8 +193,8 @@ class _Compiled:
     the profiles' plans, built once per config object."""
 
     __slots__ = ("btyd", "champion_rules", "curves", "default_profile", "healthy_min", "link",
-                 "owner", "plans", "profiles_by_segment", "segments", "tenure_profiles",
-                 "version", "watch_min")
+                 "owner", "plans", "profiles_by_segment", "segment_norms", "segments",
+                 "tenure_profiles", "version", "watch_min")
 
     def __init__(self, config: ScoringConfig) -> None:
         self.owner = config
@@ -178,6 +204,11 @@ class _Compiled:
         self.healthy_min = config.bands.healthy_min
         self.watch_min = config.bands.watch_min
         self.segments = config.segments
+        #: each segment's norms that measures fall back on, by name
+        names = {m.per_default for m in config.measures.values() if m.per_default}
+        self.segment_norms = {
+            segment: {name: float(getattr(norms, name)) for name in names}
+            for segment, norms in config.segments.items()}
         self.default_profile = config.default_profile
         self.tenure_profiles = tuple(
             (name, p.when_tenure_below_d) for name, p in config.profiles.items()
@@ -206,6 +237,11 @@ class _Compiled:
     def segment(self, name: str) -> Segment:
         segment = self.segments.get(name)
         return segment if segment is not None else self.segments["default"]
+
+    def norms(self, segment: str) -> dict[str, float]:
+        """The norms of :meth:`segment`, by name."""
+        norms = self.segment_norms.get(segment)
+        return norms if norms is not None else self.segment_norms["default"]
 
     def band(self, score: float) -> str:
         if score >= self.healthy_min:

@@ -12,7 +12,7 @@ import bisect
 import math
 
 from streams.domain.scoring.config import ScoringConfig
-from streams.domain.scoring.score import Score, btyd_value, expected_gap
+from streams.domain.scoring.score import Score, btyd_value
 
 
 def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
@@ -25,7 +25,7 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
     compiled = config.compiled()
     plan = compiled.plans[score.profile]
     elapsed = plan.elapsed_by_name
-    seg = compiled.segment(segment)
+    norms = compiled.norms(segment)
     rate = 0.0
     waiting = moving = False
     for c in score.contributions:
@@ -33,7 +33,7 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
         if mplan is None or c.weight <= 0:
             continue
         xs, ys = mplan.xs, mplan.ys
-        if mplan.measure.kind == "btyd":
+        if mplan.kind == "btyd":
             later = btyd_value(config.btyd, signals, now_d + 1.0)
             if later is not None:
                 rate += c.weight * (mplan.curve(c.value) - mplan.curve(later))
@@ -47,7 +47,7 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
         moving = True
         i = bisect.bisect_right(xs, c.value)
         rate += (c.weight * (ys[i - 1] - ys[i]) / (xs[i] - xs[i - 1])
-                 / expected_gap(mplan.measure, signals, seg))
+                 / mplan.gap(signals, norms))
     if waiting and not moving:
         return None
     link = plan.link
@@ -67,7 +67,7 @@ def next_kink_d(config: ScoringConfig, score: Score, signals: dict[str, float],
     straight line (caps and a link aside)."""
     compiled = config.compiled()
     elapsed = compiled.plans[score.profile].elapsed_by_name
-    seg = compiled.segment(segment)
+    norms = compiled.norms(segment)
     first: float | None = None
     for c in score.contributions:
         mplan = elapsed.get(c.measure)
@@ -78,7 +78,7 @@ def next_kink_d(config: ScoringConfig, score: Score, signals: dict[str, float],
         i = bisect.bisect_right(xs, value)
         if i == len(xs):
             continue
-        at = now_d + (xs[i] - value) * expected_gap(mplan.measure, signals, seg)
+        at = now_d + (xs[i] - value) * mplan.gap(signals, norms)
         if at > now_d and (first is None or at < first):
             first = at
     return first
@@ -112,16 +112,16 @@ def steady_until(
     name = profile if profile is not None else compiled.profile_for(segment, tenure_d)
     plan = compiled.plans[name]
     until = math.inf
-    seg = None
+    norms = None
     for mplan in plan.elapsed:
         base = signals.get(mplan.signal)
         if base is None:
             continue
         if mplan.kind == "btyd":
             return now_d  # expected purchases shrink continuously with time
-        if seg is None:
-            seg = compiled.segment(segment)
-        per = expected_gap(mplan.measure, signals, seg)
+        if norms is None:
+            norms = compiled.norms(segment)
+        per = mplan.gap(signals, norms)
         value = max(0.0, now_d - base) / per
         xs, ys = mplan.xs, mplan.ys
         if value >= xs[-1]:

@@ -11,6 +11,7 @@ import bisect
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from streams.domain.rounding import round_to
 from streams.domain.scoring.compiled import _Compiled, _GroupPlan, _MeasurePlan
 from streams.domain.scoring.config import CRITICAL_SUFFIX, Btyd, Measure, ScoringConfig, Segment
 
@@ -134,7 +135,7 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
     present: list[_MeasurePlan] = []
     values: list[float] = []
     mask = 0
-    seg = None
+    norms = None
     for mplan in plan.measures:
         value = get(mplan.signal)
         if value is None:
@@ -149,9 +150,9 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
                 if value is None:
                     continue
             elif kind != "value":
-                if seg is None:
-                    seg = compiled.segment(segment)
-                value = max(0.0, now_d - value) / expected_gap(mplan.measure, signals, seg)
+                if norms is None:
+                    norms = compiled.norms(segment)
+                value = max(0.0, now_d - value) / mplan.gap(signals, norms)
         mask |= mplan.bit
         present.append(mplan)
         values.append(value)
@@ -165,7 +166,7 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
         cap = None
         if cap_at >= 0:
             cap = _lookup(present[pos + cap_at], values[pos + cap_at])
-        critical_below = gplan.group.critical_below
+        critical_below = gplan.critical_below
         group_points = 0.0
         for j in range(count):
             mplan = present[pos + j]
@@ -203,15 +204,15 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
         if contributions is not None:
             contributions[:] = _scaled(contributions, score, points)
     for gplan, group_points in critical:
-        cap_to = gplan.group.critical_cap
+        cap_to = gplan.critical_cap
         if score > cap_to:
             if contributions is not None:
                 contributions.append(Contribution(
                     measure=gplan.name + CRITICAL_SUFFIX, signal=gplan.name,
-                    value=round(group_points, 2), points=0.0, weight=0.0,
+                    value=round_to(group_points, 2), points=0.0, weight=0.0,
                     adjustment=cap_to - score))
             score = cap_to
-    return round(score, 2), profile_name, points
+    return round_to(score, 2), profile_name, points
 
 
 def _lookup(mplan: _MeasurePlan, x: float) -> float:
