@@ -9,7 +9,7 @@ spends its time on the domain code, not on encoding state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -96,16 +96,20 @@ class LocalPipeline:
 
     def tick(self, now: datetime | None = None) -> list[Output]:
         """Run the silence checks due by ``now`` (default: the event-time watermark)."""
+        return [output for outputs in self.ticks(now) for output in outputs]
+
+    def ticks(self, now: datetime | None = None) -> Iterator[list[Output]]:
+        """:meth:`tick`, one customer's outputs at a time (a tick at the end of a long
+        history checks most customers: its outputs need not all be held at once)."""
         now = now if now is not None else self.clock.now()
         if now is None:
-            return []
-        outputs: list[Output] = []
+            return
         for customer_id, _ in self.due.pop_due(to_ms(now), limit=len(self.due)):
             result = step_silence(self.states, customer_id, now, self.scoring)
             if result.due_ms is not None:
                 self.due.schedule(customer_id, result.due_ms, 0)
-            outputs.extend(result.outputs)
-        return outputs
+            if result.outputs:
+                yield result.outputs
 
     def run(self, records: Iterable[tuple[str, Mapping[str, Any]]], *,
             ticks: bool = False) -> list[Output]:

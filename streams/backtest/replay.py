@@ -104,8 +104,10 @@ class _OutputFold:
         self.counts: Counter[str] = Counter()
         self.first_of_type: dict[str, _Position] = {}
         self.version: tuple[datetime, int, Any] | None = None
-        # last HealthScoreChanged per customer, and the kept records, with their positions
-        self.last_score: dict[str, tuple[datetime, int, Output]] = {}
+        # last HealthScoreChanged per customer (only what final_states reads of it: its
+        # score and band; a whole record kept that long is work for the garbage collector)
+        # and the kept records, with their positions
+        self.last_score: dict[str, tuple[datetime, int, float, str]] = {}
         self.kept: list[tuple[datetime, int, Output]] = []
         self.lowest: dict[str, float] = {}
         # truth customer -> window of scores that count for min_scores (None: any time)
@@ -133,7 +135,7 @@ class _OutputFold:
                 customer = record["customer_id"]
                 last = self.last_score.get(customer)
                 if last is None or at >= last[0]:
-                    self.last_score[customer] = (at, seq, output)
+                    self.last_score[customer] = (at, seq, record["score"], record["band"])
                 if customer in self.windows:  # a truth customer
                     window = self.windows[customer]
                     if window is None or window[0] <= at < window[1]:
@@ -150,7 +152,10 @@ class _OutputFold:
     def finals(self, customers: Iterable[str]) -> dict[str, CustomerFinal]:
         """:func:`final_states` of the whole list: each customer's last score and its alert
         records are all it reads, and they keep their order here."""
-        kept = sorted([*self.last_score.values(), *self.kept], key=_position)
+        scores = [(at, seq, ("HealthScoreChanged",
+                             {"customer_id": customer, "score": score, "band": band}))
+                  for customer, (at, seq, score, band) in self.last_score.items()]
+        kept = sorted([*scores, *self.kept], key=_position)
         return final_states((output for _, _, output in kept), customers)
 
     def output_counts(self) -> dict[str, int]:
@@ -228,7 +233,8 @@ def run_backtest(
     end = until if until is not None else last
     final = ticks_until if ticks_until is not None else end
     if final is not None:
-        add(pipeline.tick(final))
+        for outputs in pipeline.ticks(final):
+            add(outputs)
     alerts = fold.alerts()
     finals = fold.finals(customers)
     if final is not None:
