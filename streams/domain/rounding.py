@@ -31,10 +31,10 @@ def round_to(value: float, digits: int) -> float:
     scaled = value * scale
     if not -_LIMIT < scaled < _LIMIT:
         return round(value, digits)
-    whole = scaled // 1.0  # floor, exact
+    whole = math.floor(scaled)
     fraction = scaled - whole
     if abs(fraction - 0.5) <= _NEAR_HALF * (1.0 + abs(scaled)):
         return round(value, digits)
     if fraction > 0.5:
-        whole += 1.0
+        whole += 1
     return math.copysign(whole / scale, value)

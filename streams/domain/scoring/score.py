@@ -38,7 +38,7 @@ class Contribution(NamedTuple):
         return (100.0 - self.points) * self.weight - self.adjustment
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Score:
     score: float
     band: str
@@ -48,6 +48,17 @@ class Score:
     #: the measures' weighted points before a calibrated link (equal to ``score`` without
     #: one, critical caps aside)
     points: float = 0.0
+
+    def __init__(self, score: float, band: str, profile: str,
+                 contributions: tuple[Contribution, ...], config_version: str,
+                 points: float = 0.0) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "band", band)
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "contributions", contributions)
+        object.__setattr__(self, "config_version", config_version)
+        object.__setattr__(self, "points", points)
 
 
 def measure_value(
@@ -131,13 +142,12 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
     ``contributions`` when given (None: the score alone, faster)."""
     profile_name = compiled.profile_for(segment, tenure_d)
     plan = compiled.plans[profile_name]
-    get = signals.get
     present: list[_MeasurePlan] = []
     values: list[float] = []
     mask = 0
     norms = None
     for mplan in plan.measures:
-        value = get(mplan.signal)
+        value = signals.get(mplan.signal)
         if value is None:
             continue
         if not mplan.direct:
@@ -189,8 +199,8 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
             weight = weights[j]
             products.append(points * weight)
             if contributions is not None:
-                contributions.append(Contribution(
-                    mplan.name, mplan.signal, value, points, weight))
+                contributions.append(_contribution(mplan.name, mplan.signal, value, points,
+                                                   weight))
         pos += count
         if critical_below is not None:
             group_points /= total_measure
@@ -213,6 +223,14 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
                     adjustment=cap_to - score))
             score = cap_to
     return round_to(score, 2), profile_name, points
+
+
+def _contribution(measure: str, signal: str, value: float, points: float,
+                  weight: float) -> Contribution:
+    """``Contribution(measure, signal, value, points, weight)`` made as the tuple it is,
+    without the named tuple's ``__new__`` (Python code, even compiled: a score makes one
+    per measure)."""
+    return tuple.__new__(Contribution, (measure, signal, value, points, weight, 0.0))
 
 
 def _lookup(mplan: _MeasurePlan, x: float) -> float:
