@@ -41,6 +41,7 @@ COMPILED = [
     "streams/domain/events.py",
     "streams/domain/features.py",
     "streams/domain/health_state.py",
+    "streams/domain/outputs.py",
     "streams/domain/rounding.py",
     "streams/domain/schedule.py",
     "streams/domain/value.py",
