@@ -45,6 +45,7 @@ COMPILED = [
     "streams/domain/rounding.py",
     "streams/domain/schedule.py",
     "streams/domain/value.py",
+    "streams/pipeline.py",
     "streams/domain/scoring/compiled.py",
     "streams/domain/scoring/lookahead.py",
     "streams/domain/scoring/score.py",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from streams.domain.buckets import to_ms
 from streams.domain.features import ProfileState, dumps, finite, loads
@@ -24,10 +24,10 @@ from streams.families import BY_RECORD_TYPE, REGISTRY, Family, FamilyEvent, Feat
 from streams.settings import Settings
 
 Table = MutableMapping[bytes, bytes]
-HEALTH_TABLE = "customer-health"
+HEALTH_TABLE: Final = "customer-health"
 #: The latest event time of each input partition, kept so that a restarted worker goes on
 #: with the same watermarks (key ``topic/partition``, value milliseconds as text).
-WATERMARK_TABLE = "watermarks"
+WATERMARK_TABLE: Final = "watermarks"
 
 
 def id_window(settings: Settings) -> int:
@@ -37,17 +37,24 @@ def id_window(settings: Settings) -> int:
 
 
 #: Every feature family, by the Avro record type it reads (see streams.families).
-FAMILIES = BY_RECORD_TYPE
+FAMILIES: Final = BY_RECORD_TYPE
 #: Every per-customer table a worker keeps (each has a changelog topic).
-TABLES = (*(f.table for f in REGISTRY), HEALTH_TABLE, WATERMARK_TABLE)
+TABLES: Final = (*(f.table for f in REGISTRY), HEALTH_TABLE, WATERMARK_TABLE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FeatureResult:
     changed: bool  # False for a duplicate event id
     signals: dict[str, float]
     #: for the profile family: the profile as of this event (ProfileState.snapshot)
     profile: dict[str, Any] | None = None
+
+    def __init__(self, changed: bool, signals: dict[str, float],
+                 profile: dict[str, Any] | None = None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        object.__setattr__(self, "changed", changed)
+        object.__setattr__(self, "signals", signals)
+        object.__setattr__(self, "profile", profile)
 
 
 def apply_event(family: Family, state: FeatureState | None, event: FamilyEvent,
@@ -71,7 +78,7 @@ def signal_update(event: FamilyEvent, family: str, signals: dict[str, float],
             "profile": profile}
 
 
-CLOCK_FAMILY = "clock"
+CLOCK_FAMILY: Final = "clock"
 
 
 def tick_update(customer_id: str, now: datetime) -> dict[str, Any]:
@@ -122,7 +129,7 @@ def score_update(health: CustomerHealth | None, update: dict[str, Any],
     return health, outputs
 
 
-_UNREAD: Any = object()
+_UNREAD: Final[Any] = object()
 
 
 class CustomerStates:
@@ -237,14 +244,20 @@ class CustomerStates:
         self._changed.clear()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class StepResult:
     changed: bool  # False for a duplicate event id
     outputs: list[Output]
     due_ms: int | None  # when to check this customer's silence next, None for never
 
+    def __init__(self, changed: bool, outputs: list[Output], due_ms: int | None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        object.__setattr__(self, "changed", changed)
+        object.__setattr__(self, "outputs", outputs)
+        object.__setattr__(self, "due_ms", due_ms)
 
-UNCHANGED = StepResult(False, [], None)
+
+UNCHANGED: Final = StepResult(False, [], None)
 
 
 def step_event(states: CustomerStates, family: Family, event: FamilyEvent,

@@ -165,7 +165,7 @@ def sample(n: int, customer: str, at: datetime) -> dict[str, Any]:
             "currency": "EUR", "renewal_at": at + timedelta(days=30)}
 
 
-FAMILY = Family(
+FAMILY: Family = Family(
     "billing", "billing", "BillingEvent", parse,
     new_state=lambda window, weeks: BillingState(RecentIds(window)),
     load_state=lambda data, window, weeks: BillingState.from_json(data, window),

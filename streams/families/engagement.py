@@ -40,7 +40,7 @@ def sample(n: int, customer: str, at: datetime) -> dict[str, Any]:
             "feature": None}
 
 
-FAMILY = Family(
+FAMILY: Family = Family(
     "engagement", "engagement", "Engagement", parse,
     new_state=lambda window, weeks: EngagementState(RecentIds(window), weeks),
     load_state=lambda data, window, weeks: EngagementState.from_json(data, window, weeks),

@@ -60,7 +60,7 @@ def sample(n: int, customer: str, at: datetime) -> dict[str, Any]:
             "consent": {"email": True, "sms": False, "phone": False, "push": False}}
 
 
-FAMILY = Family(
+FAMILY: Family = Family(
     "profile", "profile", "ProfileChange", parse,
     new_state=lambda window, weeks: ProfileState(RecentIds(window)),
     load_state=lambda data, window, weeks: ProfileState.from_json(data, window),

@@ -46,7 +46,7 @@ def sample(n: int, customer: str, at: datetime) -> dict[str, Any]:
             "currency": "EUR", "items": 1, "channel": "web"}
 
 
-FAMILY = Family(
+FAMILY: Family = Family(
     "purchase", "purchases", "Purchase", parse,
     new_state=lambda window, weeks: PurchaseState(RecentIds(window), weeks),
     load_state=lambda data, window, weeks: PurchaseState.from_json(data, window, weeks),

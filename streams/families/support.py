@@ -47,7 +47,7 @@ def sample(n: int, customer: str, at: datetime) -> dict[str, Any]:
             "csat": None, "nps": None, "sentiment": -0.2, "category": "billing"}
 
 
-FAMILY = Family(
+FAMILY: Family = Family(
     "support", "support", "SupportEvent", parse,
     new_state=lambda window, weeks: SupportState(RecentIds(window), weeks),
     load_state=lambda data, window, weeks: SupportState.from_json(data, window, weeks),
