@@ -12,8 +12,8 @@ import base64
 import hashlib
 import json
 import math
-import statistics
 import struct
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -184,10 +184,40 @@ def _trend(recent: float, prior: float) -> float | None:
 
 
 def _gap_stats(days: list[int]) -> tuple[float, float] | None:
-    gaps = [b - a for a, b in zip(days, days[1:], strict=False)]
-    if len(gaps) < 2:
+    """Mean and population standard deviation of the gaps between the days, exactly as
+    ``statistics.fmean`` and ``statistics.pstdev`` give them: the gaps are whole days, so
+    the variance is a fraction of integer sums, whose square root is rounded correctly
+    as pstdev rounds it (pstdev sums fractions instead, a hundred times slower)."""
+    n = len(days) - 1
+    if n < 2:
         return None
-    return statistics.fmean(gaps), statistics.pstdev(gaps)
+    total = squares = 0
+    for i in range(n):
+        gap = days[i + 1] - days[i]
+        total += gap
+        squares += gap * gap
+    # population variance: (n * squares - total ** 2) / n ** 2
+    return total / n, _sqrt_of_fraction(n * squares - total * total, n * n)
+
+
+#: Bits of an integer square root enough to round a float square root correctly.
+_SQRT_BITS: Final = 2 * sys.float_info.mant_dig + 3
+
+
+def _sqrt_of_fraction(n: int, m: int) -> float:
+    """The square root of n / m (n >= 0, m > 0), correctly rounded: the integer square
+    root of the fraction scaled to _SQRT_BITS bits, rounded to odd, then to a float (the
+    method of ``statistics``, https://bugs.python.org/msg407078)."""
+    q = (n.bit_length() - m.bit_length() - _SQRT_BITS) // 2
+    if q >= 0:
+        return float(_isqrt_to_odd(n, m << 2 * q) << q)
+    return _isqrt_to_odd(n << -2 * q, m) / (1 << -q)
+
+
+def _isqrt_to_odd(n: int, m: int) -> int:
+    """The square root of n / m as an integer, rounded to odd."""
+    root = math.isqrt(n // m)
+    return root | (root * root * m != n)
 
 
 def day_of_ms(ms: int) -> int:

@@ -1,3 +1,4 @@
+import statistics
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from streams.domain.features import (
     PurchaseState,
     RecentIds,
     SupportState,
+    _gap_stats,
     dumps,
     loads,
 )
@@ -274,3 +276,15 @@ def test_week_buckets_round_trip_and_the_former_rows_still_load():
     former = [[w, m, *row] for w, m, row in zip(buckets.weeks, buckets.masks,
                                                  buckets.values, strict=True)]
     assert WeekBuckets.from_json(2, former) == buckets
+
+
+@given(st.integers(-10**6, 10**6),
+       st.lists(st.one_of(st.integers(0, 3), st.integers(1, 400), st.integers(1, 10**7)),
+                max_size=20))
+def test_gap_stats_are_statistics_mean_and_pstdev(first, gaps):
+    """The rhythm's mean and spread, from integer sums, are what statistics gives."""
+    days = [first]
+    for gap in gaps:
+        days.append(days[-1] + gap)
+    expected = (statistics.fmean(gaps), statistics.pstdev(gaps)) if len(gaps) >= 2 else None
+    assert repr(_gap_stats(days)) == repr(expected)
