@@ -62,7 +62,9 @@ class Consent:
         return [name for name in ("email", "sms", "phone", "push") if getattr(self, name)]
 
 
-@dataclass(frozen=True, slots=True)
+# The events' __init__ are written out: compiled (mypyc), a dataclass's own __init__ runs
+# as Python, and every record makes one.
+@dataclass(frozen=True, slots=True, init=False)
 class Purchase:
     event_id: str
     customer_id: str
@@ -74,8 +76,20 @@ class Purchase:
     channel: str = "other"
     family: str = field(default="purchase", init=False)
 
+    def __init__(self, event_id: str, customer_id: str, occurred_at: datetime, order_id: str,
+                 amount_minor: int, currency: str, items: int = 1, channel: str = "other") -> None:
+        object.__setattr__(self, "event_id", event_id)
+        object.__setattr__(self, "customer_id", customer_id)
+        object.__setattr__(self, "occurred_at", occurred_at)
+        object.__setattr__(self, "order_id", order_id)
+        object.__setattr__(self, "amount_minor", amount_minor)
+        object.__setattr__(self, "currency", currency)
+        object.__setattr__(self, "items", items)
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "family", "purchase")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Engagement:
     event_id: str
     customer_id: str
@@ -86,8 +100,19 @@ class Engagement:
     feature: str | None = None
     family: str = field(default="engagement", init=False)
 
+    def __init__(self, event_id: str, customer_id: str, occurred_at: datetime, kind: str,
+                 count: int = 1, duration_s: int | None = None, feature: str | None = None) -> None:
+        object.__setattr__(self, "event_id", event_id)
+        object.__setattr__(self, "customer_id", customer_id)
+        object.__setattr__(self, "occurred_at", occurred_at)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "count", count)
+        object.__setattr__(self, "duration_s", duration_s)
+        object.__setattr__(self, "feature", feature)
+        object.__setattr__(self, "family", "engagement")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class SupportEvent:
     event_id: str
     customer_id: str
@@ -100,8 +125,22 @@ class SupportEvent:
     category: str | None = None
     family: str = field(default="support", init=False)
 
+    def __init__(self, event_id: str, customer_id: str, occurred_at: datetime, kind: str,
+                 ticket_id: str | None = None, csat: int | None = None, nps: int | None = None,
+                 sentiment: float | None = None, category: str | None = None) -> None:
+        object.__setattr__(self, "event_id", event_id)
+        object.__setattr__(self, "customer_id", customer_id)
+        object.__setattr__(self, "occurred_at", occurred_at)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "ticket_id", ticket_id)
+        object.__setattr__(self, "csat", csat)
+        object.__setattr__(self, "nps", nps)
+        object.__setattr__(self, "sentiment", sentiment)
+        object.__setattr__(self, "category", category)
+        object.__setattr__(self, "family", "support")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class ProfileChange:
     event_id: str
     customer_id: str
@@ -116,6 +155,24 @@ class ProfileChange:
     referrals: int = 0
     consent: Consent = Consent()
     family: str = field(default="profile", init=False)
+
+    def __init__(self, event_id: str, customer_id: str, occurred_at: datetime, segment: str,
+                 signup_at: datetime, plan: str | None = None, mrr_minor: int | None = None,
+                 cost_to_serve_minor: int | None = None, currency: str | None = None,
+                 products: int = 1, referrals: int = 0, consent: Consent = Consent()) -> None:
+        object.__setattr__(self, "event_id", event_id)
+        object.__setattr__(self, "customer_id", customer_id)
+        object.__setattr__(self, "occurred_at", occurred_at)
+        object.__setattr__(self, "segment", segment)
+        object.__setattr__(self, "signup_at", signup_at)
+        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "mrr_minor", mrr_minor)
+        object.__setattr__(self, "cost_to_serve_minor", cost_to_serve_minor)
+        object.__setattr__(self, "currency", currency)
+        object.__setattr__(self, "products", products)
+        object.__setattr__(self, "referrals", referrals)
+        object.__setattr__(self, "consent", consent)
+        object.__setattr__(self, "family", "profile")
 
 
 @dataclass(frozen=True, slots=True)
