@@ -101,12 +101,23 @@ def score_update(health: CustomerHealth | None, update: dict[str, Any],
     brought, kept in its health. Returns the new health (None when there is none to keep)
     and the outputs.
     """
-    customer_id: str = update["customer_id"]
     timer = update["family"] == CLOCK_FAMILY
+    return _merge(health, update["customer_id"], to_ms(update["occurred_at"]),
+                  None if timer else update["family"],
+                  {} if timer else finite(dict(update["signals"])), update.get("profile"),
+                  update["event_id"], scoring, settings.score_step, partition)
+
+
+def _merge(health: CustomerHealth | None, customer_id: str, at_ms: int, family: str | None,
+           signals: dict[str, float], profile: dict[str, Any] | None, event_id: str,
+           scoring: ScoringConfig, score_step: float,
+           partition: int) -> tuple[CustomerHealth | None, list[Output]]:
+    """:func:`score_update` of an update read out: ``family`` None for a silence check,
+    ``signals`` finite."""
+    timer = family is None
     if timer and health is None:
         return None, []  # erased since it was scheduled
     health = CustomerHealth() if health is None else health
-    at_ms = to_ms(update["occurred_at"])
     outputs: list[Output] = []
     while health.due_ms is not None and (health.due_ms <= at_ms if timer
                                          else health.due_ms < at_ms):
@@ -114,18 +125,17 @@ def score_update(health: CustomerHealth | None, update: dict[str, Any],
         health.partition = partition
         outputs.extend(evaluate(
             health, scoring, customer_id=customer_id, at_ms=due, profile=health.profile,
-            trigger="timer", trigger_id=f"timer:{due}", score_step=settings.score_step))
+            trigger="timer", trigger_id=f"timer:{due}", score_step=score_step))
         if health.due_ms is not None and health.due_ms <= due:
             break  # never loops: a check is always scheduled after its evaluation
-    if not timer:
-        health.update_signals(update["family"], at_ms, finite(dict(update["signals"])))
-        profile = update.get("profile")
+    if family is not None:
+        health.update_signals(family, at_ms, signals)
         if profile is not None:
             health.profile = ProfileState.from_json(profile, 0)
         health.partition = partition
         outputs.extend(evaluate(
             health, scoring, customer_id=customer_id, at_ms=at_ms, profile=health.profile,
-            trigger="event", trigger_id=update["event_id"], score_step=settings.score_step))
+            trigger="event", trigger_id=event_id, score_step=score_step))
     return health, outputs
 
 
@@ -272,9 +282,11 @@ def step_event(states: CustomerStates, family: Family, event: FamilyEvent,
     states.set_feature(family, customer, state, partition)
     if not result.signals:
         return StepResult(True, [], None)
-    update = signal_update(event, family.name, result.signals, result.profile)
-    health, outputs = score_update(states.customer_health(customer), update, scoring,
-                                   settings, partition)
+    # score_update(signal_update(...)) without the update's dict: the signals are finite
+    health, outputs = _merge(states.customer_health(customer), customer,
+                             to_ms(event.occurred_at), family.name, result.signals,
+                             result.profile, event.event_id, scoring, settings.score_step,
+                             partition)
     assert health is not None  # an event always leaves a health behind
     states.set_health(customer, health, partition)
     return StepResult(True, outputs, health.due_ms)
