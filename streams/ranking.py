@@ -17,7 +17,7 @@ from typing import Any
 from streams.calibration.metrics import auc, precision_at
 from streams.calibration.snapshots import ActivityWindows, days_since_activity
 from streams.domain.buckets import DAY_MS, to_ms
-from streams.domain.health import CustomerHealth, score_at, segment_of
+from streams.domain.health import CustomerHealth, score_value_at, segment_of
 from streams.domain.scoring import ScoringConfig
 
 CUTOFF_EVERY = timedelta(days=30)
@@ -69,9 +69,9 @@ class CutoffRanking:
         now_ms = to_ms(at)
         out = {}
         for customer, h in health.items():
-            score = score_at(self.scoring, h, now_ms)
+            score = score_value_at(self.scoring, h, now_ms)
             if score is not None:
-                out[customer] = (score.score, segment_of(h.profile),
+                out[customer] = (score, segment_of(h.profile),
                                  days_since_activity(h.signals, now_ms / DAY_MS))
         return out
 

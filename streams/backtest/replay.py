@@ -20,7 +20,7 @@ from streams.backtest.inputs import InputRecord, Truth
 from streams.backtest.metrics import DEFAULT_HORIZON, CustomerFinal, alert_starts, final_states
 from streams.domain.buckets import to_ms
 from streams.domain.events import Rejection
-from streams.domain.health import Output, score_at
+from streams.domain.health import Output, score_value_at
 from streams.purchases_csv import LineError
 from streams.ranking import CutoffRanking
 from streams.replay import LocalPipeline
@@ -261,12 +261,13 @@ def _scored_at(finals: dict[str, CustomerFinal], pipeline: LocalPipeline,
     """Every customer's score and band exactly as of ``at`` (a published score can lag
     the current one by up to the publishing step)."""
     now_ms = to_ms(at)
+    band = pipeline.scoring.compiled().band
     out = dict(finals)
     for customer, health in pipeline.health.items():
         final = out.get(customer)
         if final is None:
             continue
-        score = score_at(pipeline.scoring, health, now_ms)
+        score = score_value_at(pipeline.scoring, health, now_ms)
         if score is not None:
-            out[customer] = replace(final, score=score.score, band=score.band)
+            out[customer] = replace(final, score=score, band=band(score))
     return out

@@ -23,7 +23,7 @@ from streams.domain.features import ProfileState
 from streams.domain.health_state import SIGNAL_DIGITS, STORED_SIGNALS, CustomerHealth
 from streams.domain.outputs import Output, champion_step, publish
 from streams.domain.schedule import first_change, last_check, next_check_ms
-from streams.domain.scoring import Score, ScoringConfig, compute_score
+from streams.domain.scoring import Score, ScoringConfig, compute_score, score_with
 
 __all__ = [
     "AT_RISK_RULE",
@@ -39,6 +39,7 @@ __all__ = [
     "likely_churn_reason",
     "next_check_ms",
     "score_at",
+    "score_value_at",
     "segment_of",
     "tenure_days",
 ]
@@ -55,6 +56,14 @@ def score_at(config: ScoringConfig, health: CustomerHealth, at_ms: int) -> Score
     profile = health.profile
     return compute_score(config, health.signals, now_d=at_ms / DAY_MS,
                          segment=segment_of(profile), tenure_d=tenure_days(profile, at_ms))
+
+
+def score_value_at(config: ScoringConfig, health: CustomerHealth, at_ms: int) -> float | None:
+    """:func:`score_at`'s score alone (``config.compiled().band`` gives its band), made
+    faster: no contributions (the backtest's cutoffs and final scores)."""
+    profile = health.profile
+    return score_with(config.compiled(), health.signals, at_ms / DAY_MS, segment_of(profile),
+                      tenure_days(profile, at_ms))
 
 
 def tenure_days(profile: ProfileState | None, now_ms: int) -> float | None:
