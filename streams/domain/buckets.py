@@ -71,8 +71,9 @@ class WeekBuckets:
                 hi = mid
         return lo
 
-    def _rows(self, first_week: int, last_week: int) -> list[int]:
-        return [i for i, w in enumerate(self.weeks) if first_week <= w <= last_week]
+    def _rows(self, first_week: int, last_week: int) -> range:
+        """The rows of the weeks first_week..last_week (the weeks are sorted)."""
+        return range(self._index(first_week), self._index(last_week + 1))
 
     def total(self, first_week: int, last_week: int) -> list[float]:
         """Sum of each counter over the weeks first_week..last_week inclusive."""
