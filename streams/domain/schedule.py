@@ -22,6 +22,7 @@ from streams.domain.scoring import (
     score_with,
     steady_until,
 )
+from streams.domain.scoring.compiled import _Compiled
 
 
 def alert_settled(before: tuple[str, int, int, int, int | None, int | None],
@@ -56,17 +57,18 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
     waits: the next check is the first that could act at all (the next one, or the first
     after the score holds), marked ``provisional``; if it comes due first, the search runs
     then (see ``evaluate``) and finds the same check it would have found now."""
-    lapse = config.lapse
-    step = int(lapse.check_every_d * DAY_MS)
+    compiled = config.compiled()
+    step = int(compiled.check_every_d * DAY_MS)
     if not settled:
         return at_ms + step
-    if score is None or not config.plan(score.profile).falling:
+    if score is None or not compiled.plans[score.profile].falling:
         now_d = at_ms / DAY_MS
         until_d = steady_until(config, health.signals, now_d=now_d, segment=segment,
                                tenure_d=tenure_d,
                                profile=score.profile if score is not None else None)
         if until_d > now_d:
-            return _on_grid(at_ms, step, min(until_d * DAY_MS, _horizon(health, config, at_ms)))
+            return _on_grid(at_ms, step,
+                            min(until_d * DAY_MS, _horizon(health, compiled, at_ms)))
         return at_ms + step
     last = last_check(health, config, at_ms, step, score.profile, tenure_d)
     if defer and last > 1 and health.published_score is not None:
@@ -83,17 +85,16 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
                                        step, last, score_step)
 
 
-def _horizon(health: CustomerHealth, config: ScoringConfig, at_ms: int) -> float:
+def _horizon(health: CustomerHealth, compiled: _Compiled, at_ms: int) -> float:
     """The latest a settled customer evaluated at ``at_ms`` is checked: ``max_quiet_d``
     ahead, or when an episode due but held off can start."""
-    lapse = config.lapse
-    horizon = at_ms + lapse.max_quiet_d * DAY_MS
-    rules = config.alerts
+    horizon = at_ms + compiled.max_quiet_d * DAY_MS
     alert = health.alert
-    if not alert.active and alert.below >= rules.enter_after:
+    if not alert.active and alert.below >= compiled.enter_after:
+        first, ended = health.first_ms, alert.ended_ms
         for moment in (  # an episode due but held off: it starts when these end
-            None if health.first_ms is None else health.first_ms + rules.min_history_d * DAY_MS,
-            None if alert.ended_ms is None else alert.ended_ms + rules.cooldown_days * DAY_MS,
+            None if first is None else first + compiled.min_history_d * DAY_MS,
+            None if ended is None else ended + compiled.cooldown_days * DAY_MS,
         ):
             if moment is not None and moment > at_ms:
                 horizon = min(horizon, moment)
@@ -104,7 +105,7 @@ def last_check(health: CustomerHealth, config: ScoringConfig, at_ms: int, step: 
                profile: str, tenure_d: float | None) -> int:
     """The check (counted in steps from ``at_ms``) made whatever happens: the horizon, or
     the next tenure threshold if sooner."""
-    horizon = _horizon(health, config, at_ms)
+    horizon = _horizon(health, config.compiled(), at_ms)
     threshold = next_tenure_d(config, profile, tenure_d)
     if threshold is not None and tenure_d is not None:
         horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
@@ -124,11 +125,11 @@ def first_change(health: CustomerHealth, config: ScoringConfig, score: Score, se
     published = health.published_score
     if last <= start or published is None:
         return min(start, last) if published is not None else start
-    entry = None if health.alert.active or score.score < config.alerts.enter_below \
-        else config.alerts.enter_below
+    compiled = config.compiled()
+    entry = None if health.alert.active or score.score < compiled.enter_below \
+        else compiled.enter_below
     band = health.published_band
     signals = health.signals
-    compiled = config.compiled()
     # the score acts once below the nearest of these under it (used to guess, not decide)
     below = [t for t in (compiled.healthy_min, compiled.watch_min, published - score_step,
                          entry) if t is not None and t <= score.score]

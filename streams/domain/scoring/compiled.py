@@ -192,9 +192,10 @@ class _Compiled:
     """A scoring config as scoring reads it on every evaluation: plain attributes and
     the profiles' plans, built once per config object."""
 
-    __slots__ = ("btyd", "champion_rules", "curves", "default_profile", "healthy_min", "link",
-                 "owner", "plans", "profiles_by_segment", "segment_norms", "segments",
-                 "tenure_profiles", "version", "watch_min")
+    __slots__ = ("btyd", "champion_rules", "check_every_d", "cooldown_days", "curves",
+                 "default_profile", "enter_after", "enter_below", "healthy_min", "link",
+                 "max_quiet_d", "min_history_d", "owner", "plans", "profiles_by_segment",
+                 "segment_norms", "segments", "tenure_profiles", "version", "watch_min")
 
     def __init__(self, config: ScoringConfig) -> None:
         self.owner = config
@@ -203,6 +204,13 @@ class _Compiled:
         self.btyd = config.btyd
         self.healthy_min = config.bands.healthy_min
         self.watch_min = config.bands.watch_min
+        # what the silence checks read of [lapse] and [alerts]
+        self.check_every_d = config.lapse.check_every_d
+        self.max_quiet_d = config.lapse.max_quiet_d
+        self.enter_below = config.alerts.enter_below
+        self.enter_after = config.alerts.enter_after
+        self.min_history_d = config.alerts.min_history_d
+        self.cooldown_days = config.alerts.cooldown_days
         self.segments = config.segments
         #: each segment's norms that measures fall back on, by name
         names = {m.per_default for m in config.measures.values() if m.per_default}
