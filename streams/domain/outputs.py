@@ -87,10 +87,10 @@ def publish(health: CustomerHealth, config: ScoringConfig, score: Score, *, cust
 
 def contributions(score: Score) -> list[dict[str, Any]]:
     """The score's contributions as a HealthScoreChanged record carries them."""
-    return [{"signal": measure, "value": round_to(value, 4), "points": round_to(points, 2),
-             "weight": round_to(weight, 4),
-             "contribution": round_to(points * weight + adjustment, 3)}  # c.contribution
-            for measure, _, value, points, weight, adjustment in score.contributions]
+    return [{"signal": c.measure, "value": round_to(c.value, 4),
+             "points": round_to(c.points, 2), "weight": round_to(c.weight, 4),
+             "contribution": round_to(c.points * c.weight + c.adjustment, 3)}
+            for c in score.contributions]
 
 
 def champion_step(health: CustomerHealth, config: ScoringConfig, customer_id: str,

@@ -7,7 +7,6 @@ of present measures are worked out once (:class:`_Layout`).
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,8 +21,7 @@ def interpolate(curve: list[tuple[float, float]], x: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _Curve:
-    """A curve split into its x and y values, for a bisecting lookup (compiled once per
-    measure when scoring)."""
+    """A curve split into its x and y values (compiled once per measure when scoring)."""
 
     xs: tuple[float, ...]
     ys: tuple[float, ...]
@@ -33,14 +31,33 @@ class _Curve:
         return cls(tuple(x for x, _ in curve), tuple(y for _, y in curve))
 
     def __call__(self, x: float) -> float:
-        xs, ys = self.xs, self.ys
-        if x <= xs[0]:
-            return ys[0]
-        i = bisect.bisect_left(xs, x)
-        if i == len(xs):
-            return ys[-1]
-        x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
-        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        return curve_points(self.xs, self.ys, x)
+
+
+def curve_points(xs: tuple[float, ...], ys: tuple[float, ...], x: float) -> float:
+    """The points of the piecewise-linear curve through (xs, ys) at ``x``, flat before the
+    first point and past the last. (A curve has a few points: walking them is faster,
+    compiled, than calling bisect; the segment found is bisect_left's.)"""
+    if x <= xs[0]:
+        return ys[0]
+    n = len(xs)
+    i = 1
+    while i < n and xs[i] < x:
+        i += 1
+    if i == n:
+        return ys[-1]
+    x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def index_right(xs: tuple[float, ...], x: float) -> int:
+    """``bisect.bisect_right(xs, x)`` for the few points of a curve: the first point
+    beyond ``x``."""
+    n = len(xs)
+    i = 0
+    while i < n and not x < xs[i]:
+        i += 1
+    return i
 
 
 class _MeasurePlan:

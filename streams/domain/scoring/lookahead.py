@@ -8,9 +8,9 @@ skipped where they would change nothing.
 
 from __future__ import annotations
 
-import bisect
 import math
 
+from streams.domain.scoring.compiled import index_right
 from streams.domain.scoring.config import ScoringConfig
 from streams.domain.scoring.score import Score, btyd_value
 
@@ -45,7 +45,7 @@ def fall_per_day(config: ScoringConfig, score: Score, signals: dict[str, float],
         if c.value >= xs[-1]:
             continue
         moving = True
-        i = bisect.bisect_right(xs, c.value)
+        i = index_right(xs, c.value)
         rate += (c.weight * (ys[i - 1] - ys[i]) / (xs[i] - xs[i - 1])
                  / mplan.gap(signals, norms))
     if waiting and not moving:
@@ -75,7 +75,7 @@ def next_kink_d(config: ScoringConfig, score: Score, signals: dict[str, float],
             continue
         value = c.value
         xs = mplan.xs
-        i = bisect.bisect_right(xs, value)
+        i = index_right(xs, value)
         if i == len(xs):
             continue
         at = now_d + (xs[i] - value) * mplan.gap(signals, norms)
@@ -88,7 +88,10 @@ def next_tenure_d(config: ScoringConfig, profile: str, tenure_d: float | None) -
     """The next tenure threshold (a profile's or a measure's) above ``tenure_d``, if any."""
     if tenure_d is None:
         return None
-    return next((t for t in config.plan(profile).tenures if tenure_d < t), None)
+    for threshold in config.plan(profile).tenures:
+        if tenure_d < threshold:
+            return threshold
+    return None
 
 
 def steady_until(
@@ -129,13 +132,14 @@ def steady_until(
         if value < xs[0]:
             end = xs[0]
         else:
-            i = bisect.bisect_right(xs, value)
+            i = index_right(xs, value)
             if ys[i - 1] != ys[i]:
                 return now_d
             end = xs[i]
         until = min(until, base + end * per)
     if tenure_d is not None:
-        threshold = next((t for t in plan.tenures if tenure_d < t), None)
-        if threshold is not None:
-            until = min(until, now_d + threshold - tenure_d)
+        for threshold in plan.tenures:
+            if tenure_d < threshold:
+                until = min(until, now_d + threshold - tenure_d)
+                break
     return max(until, now_d)

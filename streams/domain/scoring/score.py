@@ -7,19 +7,19 @@ per-measure contributions and the config version that produced it.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final
 
 from streams.domain.rounding import round_to
-from streams.domain.scoring.compiled import _Compiled, _GroupPlan, _MeasurePlan
+from streams.domain.scoring.compiled import _Compiled, _GroupPlan, _MeasurePlan, curve_points
 from streams.domain.scoring.config import CRITICAL_SUFFIX, Btyd, Measure, ScoringConfig, Segment
 
 
-class Contribution(NamedTuple):
+@dataclass(frozen=True, slots=True, init=False)
+class Contribution:
     """What one measure adds to the score; a critical-group cap is an entry whose
-    ``adjustment`` (negative) takes the score down to the cap. (A named tuple: a score
-    makes several of these on every evaluation.)"""
+    ``adjustment`` (negative) takes the score down to the cap. (Its __init__ is written
+    out: compiled, a dataclass's own runs as Python, and a score makes one per measure.)"""
 
     measure: str
     signal: str
@@ -27,6 +27,15 @@ class Contribution(NamedTuple):
     points: float
     weight: float
     adjustment: float = 0.0
+
+    def __init__(self, measure: str, signal: str, value: float, points: float, weight: float,
+                 adjustment: float = 0.0) -> None:
+        object.__setattr__(self, "measure", measure)
+        object.__setattr__(self, "signal", signal)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "adjustment", adjustment)
 
     @property
     def contribution(self) -> float:
@@ -175,23 +184,14 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
     for gplan, count, cap_at, weights, total_measure in layout.groups:
         cap = None
         if cap_at >= 0:
-            cap = _lookup(present[pos + cap_at], values[pos + cap_at])
+            capping = present[pos + cap_at]
+            cap = curve_points(capping.xs, capping.ys, values[pos + cap_at])
         critical_below = gplan.critical_below
         group_points = 0.0
         for j in range(count):
             mplan = present[pos + j]
             value = values[pos + j]
-            xs = mplan.xs  # the curve's points at value, as _lookup (inlined: hot)
-            if value <= xs[0]:
-                points = mplan.ys[0]
-            else:
-                i = bisect.bisect_left(xs, value)
-                if i == len(xs):
-                    points = mplan.ys[-1]
-                else:
-                    ys = mplan.ys
-                    x0, y0 = xs[i - 1], ys[i - 1]
-                    points = y0 + (ys[i] - y0) * (value - x0) / (xs[i] - x0)
+            points = curve_points(mplan.xs, mplan.ys, value)
             if cap is not None and cap < points:
                 points = cap
             if critical_below is not None:
@@ -199,14 +199,14 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
             weight = weights[j]
             products.append(points * weight)
             if contributions is not None:
-                contributions.append(_contribution(mplan.name, mplan.signal, value, points,
-                                                   weight))
+                contributions.append(Contribution(mplan.name, mplan.signal, value, points,
+                                                  weight))
         pos += count
         if critical_below is not None:
             group_points /= total_measure
             if group_points < critical_below:
                 critical.append((gplan, group_points))
-    points = min(100.0, max(0.0, sum(products)))
+    points = min(100.0, max(0.0, _SUM(products)))
     score = points
     link = compiled.link
     if link is not None:
@@ -225,25 +225,9 @@ def _score(compiled: _Compiled, signals: dict[str, float], now_d: float, segment
     return round_to(score, 2), profile_name, points
 
 
-def _contribution(measure: str, signal: str, value: float, points: float,
-                  weight: float) -> Contribution:
-    """``Contribution(measure, signal, value, points, weight)`` made as the tuple it is,
-    without the named tuple's ``__new__`` (Python code, even compiled: a score makes one
-    per measure)."""
-    return tuple.__new__(Contribution, (measure, signal, value, points, weight, 0.0))
-
-
-def _lookup(mplan: _MeasurePlan, x: float) -> float:
-    """The measure's points at ``x`` (:class:`_Curve`, inlined)."""
-    xs = mplan.xs
-    if x <= xs[0]:
-        return mplan.ys[0]
-    i = bisect.bisect_left(xs, x)
-    if i == len(xs):
-        return mplan.ys[-1]
-    ys = mplan.ys
-    x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+# Compiled, a module's globals other than its functions and native classes are looked up
+# by name on every use, a Final one is not: the builtin sum, which every score uses.
+_SUM: Final = sum
 
 
 def _scaled(contributions: list[Contribution], score: float,
@@ -253,6 +237,8 @@ def _scaled(contributions: list[Contribution], score: float,
     gave any point, the score is shared by weight."""
     if points > 0:
         k = score / points
-        return [c._replace(weight=c.weight * k) for c in contributions]
+        return [Contribution(c.measure, c.signal, c.value, c.points, c.weight * k,
+                             c.adjustment) for c in contributions]
     total = sum(c.weight for c in contributions) or 1.0
-    return [c._replace(adjustment=score * c.weight / total) for c in contributions]
+    return [Contribution(c.measure, c.signal, c.value, c.points, c.weight,
+                         score * c.weight / total) for c in contributions]
