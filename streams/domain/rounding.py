@@ -19,9 +19,10 @@ _SCALES: Final[tuple[float, ...]] = (
     1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15)
 #: Scaled values at or beyond this (2**52) are whole numbers or close to: left to round.
 _LIMIT: Final = 4503599627370496.0
-#: A scaled value whose fraction lies this close to a half (relative to its size, far more
-#: than a multiplication's rounding error) may round either way: left to round.
-_NEAR_HALF: Final = 1e-9
+#: A scaled value whose fraction lies this close to a half (relative to its size: ten
+#: thousand times a multiplication's rounding error, 2**-53) may round either way: left
+#: to round.
+_NEAR_HALF: Final = 1e-12
 
 
 def round_to(value: float, digits: int) -> float:
