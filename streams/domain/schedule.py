@@ -18,7 +18,6 @@ from streams.domain.scoring import (
     Score,
     ScoringConfig,
     fall_per_day,
-    next_tenure_d,
     score_with,
     steady_until,
 )
@@ -70,7 +69,7 @@ def next_check_ms(health: CustomerHealth, config: ScoringConfig, at_ms: int, seg
             return _on_grid(at_ms, step,
                             min(until_d * DAY_MS, _horizon(health, compiled, at_ms)))
         return at_ms + step
-    last = last_check(health, config, at_ms, step, score.profile, tenure_d)
+    last = _last_check(health, compiled, at_ms, step, score.profile, tenure_d)
     if defer and last > 1 and health.published_score is not None:
         start = 1
         until_d = steady_until(config, health.signals, now_d=at_ms / DAY_MS, segment=segment,
@@ -105,10 +104,17 @@ def last_check(health: CustomerHealth, config: ScoringConfig, at_ms: int, step: 
                profile: str, tenure_d: float | None) -> int:
     """The check (counted in steps from ``at_ms``) made whatever happens: the horizon, or
     the next tenure threshold if sooner."""
-    horizon = _horizon(health, config.compiled(), at_ms)
-    threshold = next_tenure_d(config, profile, tenure_d)
-    if threshold is not None and tenure_d is not None:
-        horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
+    return _last_check(health, config.compiled(), at_ms, step, profile, tenure_d)
+
+
+def _last_check(health: CustomerHealth, compiled: _Compiled, at_ms: int, step: int,
+                profile: str, tenure_d: float | None) -> int:
+    horizon = _horizon(health, compiled, at_ms)
+    if tenure_d is not None:
+        for threshold in compiled.plans[profile].tenures:  # the next one (next_tenure_d)
+            if tenure_d < threshold:
+                horizon = min(horizon, at_ms + (threshold - tenure_d) * DAY_MS)
+                break
     return (_on_grid(at_ms, step, horizon) - at_ms) // step
 
 
