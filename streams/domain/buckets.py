@@ -77,10 +77,13 @@ class WeekBuckets:
 
     def total(self, first_week: int, last_week: int) -> list[float]:
         """Sum of each counter over the weeks first_week..last_week inclusive."""
-        sums = [0.0] * self.width
-        for i in self._rows(first_week, last_week):
-            for j, value in enumerate(self.values[i]):
-                sums[j] += value
+        rows = self._rows(first_week, last_week)
+        sums: list[float] = []
+        for j in range(self.width):  # a counter at a time: its sum stays a float, unboxed
+            total = 0.0
+            for i in rows:
+                total += self.values[i][j]
+            sums.append(total)
         return sums
 
     def active_weeks(self, first_week: int, last_week: int) -> int:
@@ -90,6 +93,21 @@ class WeekBuckets:
         """The days with activity in the weeks first_week..last_week, ascending."""
         return [self.weeks[i] * 7 + bit for i in self._rows(first_week, last_week)
                 for bit in range(7) if self.masks[i] >> bit & 1]
+
+    def active_span(self, first_week: int, last_week: int) -> tuple[int, int, int]:
+        """How many days had activity in the weeks first_week..last_week, and the first
+        and the last of them (0 and 0 when none): :meth:`active_days` without the list."""
+        count = first = last = 0
+        for i in self._rows(first_week, last_week):
+            mask = self.masks[i]
+            for bit in range(7):
+                if mask >> bit & 1:
+                    day = self.weeks[i] * 7 + bit
+                    if count == 0:
+                        first = day
+                    last = day
+                    count += 1
+        return count, first, last
 
     def to_json(self) -> list[float]:
         """One flat list: per week, its number (after the first: the weeks since the

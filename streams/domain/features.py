@@ -337,11 +337,12 @@ class EngagementState:
         ref = day_of_ms(self.last_ms) // 7
         first_week = self.first_day // 7
         out: dict[str, float] = {"engagement.last_at_d": self.last_ms / DAY_MS}
-        active = self.buckets.active_days(ref - self.keep_weeks + 1, ref)
-        out["engagement.active_days"] = float(len(active))
-        if len(active) >= 3:
+        active, first_active, last_active = self.buckets.active_span(
+            ref - self.keep_weeks + 1, ref)
+        out["engagement.active_days"] = float(active)
+        if active >= 3:
             # the mean of the gaps between consecutive active days telescopes to this
-            out["engagement.gap_mean_d"] = (active[-1] - active[0]) / (len(active) - 1)
+            out["engagement.gap_mean_d"] = (last_active - first_active) / (active - 1)
         if first_week <= ref - 3:
             out["engagement.weeks_active_4"] = float(self.buckets.active_weeks(ref - 3, ref))
         if first_week <= ref - self.keep_weeks + 1:
