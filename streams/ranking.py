@@ -47,6 +47,8 @@ class CutoffRanking:
 
     def before(self, at: datetime, health: Mapping[str, CustomerHealth]) -> None:
         """Call before replaying a record at ``at``: takes the cutoffs it passes."""
+        if self.next is not None and at <= self.next:
+            return  # no cutoff passed (most records)
         try:
             if self.next is None:
                 self.next = at + self.every
