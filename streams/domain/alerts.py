@@ -18,7 +18,7 @@ from streams.domain.scoring import Alerts
 Transition = Literal["enter", "exit"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AlertState:
     state: str = "healthy"  # healthy | watch | at_risk | recovered
     episode: int = 0
@@ -26,6 +26,16 @@ class AlertState:
     above: int = 0
     since_ms: int | None = None
     ended_ms: int | None = None
+
+    def __init__(self, state: str = "healthy", episode: int = 0, below: int = 0, above: int = 0,
+                 since_ms: int | None = None, ended_ms: int | None = None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.state = state
+        self.episode = episode
+        self.below = below
+        self.above = above
+        self.since_ms = since_ms
+        self.ended_ms = ended_ms
 
     @property
     def active(self) -> bool:

@@ -19,7 +19,7 @@ _SERIES_TOLERANCE: Final = 1e-10
 _SERIES_MAX_TERMS: Final = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class BgNbd:
     """Population parameters, all > 0 (``a`` = 1 exactly is nudged: the expectation's
     formula has its limit there, not its value)."""
@@ -28,6 +28,13 @@ class BgNbd:
     alpha: float
     a: float
     b: float
+
+    def __init__(self, r: float, alpha: float, a: float, b: float) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        object.__setattr__(self, "r", r)
+        object.__setattr__(self, "alpha", alpha)
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
 
     def p_alive(self, x: float, t_x: float, big_t: float) -> float:
         """Probability that the customer has not died by ``big_t``. One with no repeat

@@ -30,7 +30,7 @@ def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class WeekBuckets:
     """Sorted per-week rows: week number, mask of active days, ``width`` counters."""
 
@@ -38,6 +38,15 @@ class WeekBuckets:
     weeks: list[int] = field(default_factory=list)
     masks: list[int] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)
+
+    def __init__(self, width: int, weeks: list[int] | None = None,
+                 masks: list[int] | None = None,
+                 values: list[list[float]] | None = None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.width = width
+        self.weeks = [] if weeks is None else weeks
+        self.masks = [] if masks is None else masks
+        self.values = [] if values is None else values
 
     def add(self, day: int, increments: list[float], keep_weeks: int) -> None:
         """Add counters to the week of ``day``, then evict weeks out of the window."""

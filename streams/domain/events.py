@@ -49,7 +49,7 @@ class Rejection:
     customer_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Consent:
     """Channels on which the customer agreed to be contacted."""
 
@@ -58,8 +58,20 @@ class Consent:
     phone: bool = False
     push: bool = False
 
+    def __init__(self, email: bool = False, sms: bool = False, phone: bool = False,
+                 push: bool = False) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        object.__setattr__(self, "email", email)
+        object.__setattr__(self, "sms", sms)
+        object.__setattr__(self, "phone", phone)
+        object.__setattr__(self, "push", push)
+
     def channels(self) -> list[str]:
         return [name for name in ("email", "sms", "phone", "push") if getattr(self, name)]
+
+
+#: No consent on any channel (the default of a profile).
+NO_CONSENT: Final = Consent()
 
 
 # The events' __init__ are written out: compiled (mypyc), a dataclass's own __init__ runs
@@ -153,13 +165,13 @@ class ProfileChange:
     currency: str | None = None
     products: int = 1
     referrals: int = 0
-    consent: Consent = Consent()
+    consent: Consent = NO_CONSENT
     family: str = field(default="profile", init=False)
 
     def __init__(self, event_id: str, customer_id: str, occurred_at: datetime, segment: str,
                  signup_at: datetime, plan: str | None = None, mrr_minor: int | None = None,
                  cost_to_serve_minor: int | None = None, currency: str | None = None,
-                 products: int = 1, referrals: int = 0, consent: Consent = Consent()) -> None:
+                 products: int = 1, referrals: int = 0, consent: Consent = NO_CONSENT) -> None:
         object.__setattr__(self, "event_id", event_id)
         object.__setattr__(self, "customer_id", customer_id)
         object.__setattr__(self, "occurred_at", occurred_at)

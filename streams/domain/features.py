@@ -20,7 +20,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from streams.domain.buckets import DAY_MS, WeekBuckets, day_of, to_ms
-from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
+from streams.domain.events import (
+    NO_CONSENT,
+    Consent,
+    Engagement,
+    ProfileChange,
+    Purchase,
+    SupportEvent,
+)
 from streams.domain.value import CURRENCY_SIGNAL, currency_code
 
 #: How many distinct purchase days are kept to learn a customer's rhythm.
@@ -56,7 +63,7 @@ MAX_IDS: Final = 128
 _HASH: Final = struct.Struct("<Q")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RecentIds:
     """The event ids of one customer and family seen within a window of event time.
 
@@ -76,6 +83,14 @@ class RecentIds:
     seconds: dict[int, int] = field(default_factory=dict)  # id hash -> second of its event
     latest: int | None = None  # second of the latest event seen
     floor: int | None = None  # events of this second or before count as seen
+
+    def __init__(self, window_ms: int, seconds: dict[int, int] | None = None,
+                 latest: int | None = None, floor: int | None = None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.window_ms = window_ms
+        self.seconds = {} if seconds is None else seconds
+        self.latest = latest
+        self.floor = floor
 
     def horizon(self) -> int | None:
         """Events of a second before this one count as seen (None: nothing seen yet)."""
@@ -232,7 +247,7 @@ def _earliest(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PurchaseState:
     """Purchases of one customer: rhythm, recent volume and spend."""
 
@@ -245,6 +260,21 @@ class PurchaseState:
     orders: int = 0
     spend_minor: int = 0
     currency: str = ""  # of the latest purchase
+
+    def __init__(self, ids: RecentIds, keep_weeks: int, buckets: WeekBuckets | None = None,
+                 rhythm: list[int] | None = None, first_day: int | None = None,
+                 last_ms: int | None = None, orders: int = 0, spend_minor: int = 0,
+                 currency: str = "") -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.ids = ids
+        self.keep_weeks = keep_weeks
+        self.buckets = WeekBuckets(2) if buckets is None else buckets
+        self.rhythm = [] if rhythm is None else rhythm
+        self.first_day = first_day
+        self.last_ms = last_ms
+        self.orders = orders
+        self.spend_minor = spend_minor
+        self.currency = currency
 
     def apply(self, event: Purchase) -> bool:
         if self.ids.seen(event.event_id, event.occurred_at):
@@ -311,7 +341,7 @@ class PurchaseState:
                    first, data["l"], int(data["n"]), int(data["s"]), str(data.get("c", "")))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class EngagementState:
     """Product, web, email and community activity: recency, trend, weekly habit."""
 
@@ -320,6 +350,15 @@ class EngagementState:
     buckets: WeekBuckets = field(default_factory=lambda: WeekBuckets(2))  # count, minutes
     first_day: int | None = None
     last_ms: int | None = None
+
+    def __init__(self, ids: RecentIds, keep_weeks: int, buckets: WeekBuckets | None = None,
+                 first_day: int | None = None, last_ms: int | None = None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.ids = ids
+        self.keep_weeks = keep_weeks
+        self.buckets = WeekBuckets(2) if buckets is None else buckets
+        self.first_day = first_day
+        self.last_ms = last_ms
 
     def apply(self, event: Engagement) -> bool:
         if self.ids.seen(event.event_id, event.occurred_at):
@@ -364,7 +403,7 @@ class EngagementState:
                    WeekBuckets.from_json(2, data["b"]), data["f"], data["l"])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class SupportState:
     """Tickets, sentiment, CSAT and NPS of one customer."""
 
@@ -377,6 +416,20 @@ class SupportState:
     csat: tuple[int, int] | None = None  # (event ms, value): the latest answer wins
     nps: tuple[int, int] | None = None
     last_ms: int | None = None
+
+    def __init__(self, ids: RecentIds, keep_weeks: int, buckets: WeekBuckets | None = None,
+                 open_tickets: list[int] | None = None, resolved: list[int] | None = None,
+                 csat: tuple[int, int] | None = None, nps: tuple[int, int] | None = None,
+                 last_ms: int | None = None) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.ids = ids
+        self.keep_weeks = keep_weeks
+        self.buckets = WeekBuckets(4) if buckets is None else buckets
+        self.open_tickets = [] if open_tickets is None else open_tickets
+        self.resolved = [] if resolved is None else resolved
+        self.csat = csat
+        self.nps = nps
+        self.last_ms = last_ms
 
     def apply(self, event: SupportEvent) -> bool:
         if self.ids.seen(event.event_id, event.occurred_at):
@@ -437,7 +490,7 @@ class SupportState:
                    (int(nps[0]), int(nps[1])) if nps else None, data["l"])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ProfileState:
     """The latest profile of a customer (by event time: a late older change never wins)."""
 
@@ -450,7 +503,23 @@ class ProfileState:
     cost_to_serve_minor: int | None = None
     products: int = 1
     referrals: int = 0
-    consent: Consent = Consent()
+    consent: Consent = NO_CONSENT
+
+    def __init__(self, ids: RecentIds, at_ms: int | None = None, segment: str = "unknown",
+                 signup_ms: int | None = None, plan: str | None = None,
+                 mrr_minor: int | None = None, cost_to_serve_minor: int | None = None,
+                 products: int = 1, referrals: int = 0, consent: Consent = NO_CONSENT) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.ids = ids
+        self.at_ms = at_ms
+        self.segment = segment
+        self.signup_ms = signup_ms
+        self.plan = plan
+        self.mrr_minor = mrr_minor
+        self.cost_to_serve_minor = cost_to_serve_minor
+        self.products = products
+        self.referrals = referrals
+        self.consent = consent
 
     def apply(self, event: ProfileChange) -> bool:
         if self.ids.seen(event.event_id, event.occurred_at):

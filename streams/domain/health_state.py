@@ -34,7 +34,7 @@ _INDEX: Final = {name: i for i, name in enumerate(STORED_SIGNALS)}
 SIGNAL_DIGITS: Final = 5
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CustomerHealth:
     signals: dict[str, float] = field(default_factory=dict)
     first_ms: int | None = None  # event time of the earliest update seen
@@ -50,6 +50,26 @@ class CustomerHealth:
     #: the next check is a lower bound of the first that may act, not that check itself:
     #: when it comes due, the checks from there are searched first (see next_check_ms)
     provisional: bool = False
+
+    def __init__(self, signals: dict[str, float] | None = None, first_ms: int | None = None,
+                 as_of_ms: int | None = None, published_score: float | None = None,
+                 published_band: str | None = None, alert: AlertState | None = None,
+                 due_ms: int | None = None, partition: int = 0,
+                 ema: tuple[float, float, int] | None = None, champion: int = 0,
+                 profile: ProfileState | None = None, provisional: bool = False) -> None:
+        # written out: compiled (mypyc), a dataclass's own __init__ runs as Python
+        self.signals = {} if signals is None else signals
+        self.first_ms = first_ms
+        self.as_of_ms = as_of_ms
+        self.published_score = published_score
+        self.published_band = published_band
+        self.alert = AlertState() if alert is None else alert
+        self.due_ms = due_ms
+        self.partition = partition
+        self.ema = ema
+        self.champion = champion
+        self.profile = profile
+        self.provisional = provisional
 
     def trends(self, score: float, at_ms: int) -> tuple[float | None, float | None]:
         """Score minus its 7- and 30-day exponentially weighted averages so far (the score's
