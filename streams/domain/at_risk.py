@@ -22,7 +22,7 @@ MAX_REASONS: Final = 5
 def _reason_text(config: ScoringConfig, c: Contribution, capped_by: str | None) -> str:
     if c.measure not in config.measures:  # a critical group cap
         group = config.groups[c.signal]
-        return (f"{config.describe(c.measure).text} ({c.signal} points {c.value:.0f} "
+        return (f"{config.compiled().reasons[c.measure].text} ({c.signal} points {c.value:.0f} "
                 f"< {group.critical_below:g}: score held at {group.critical_cap:g})")
     measure = config.measures[c.measure]
     detail = _detail(config, measure, c.value)
@@ -42,17 +42,12 @@ def _detail(config: ScoringConfig, measure: Measure, value: float) -> str:
     return f"{measure.signal} = {value:g}"
 
 
-def _capping(config: ScoringConfig) -> dict[str, str]:
-    """Measure -> the measure that caps it in its group."""
-    return {m: g.capped_by for g in config.groups.values() if g.capped_by
-            for m in g.measures if m != g.capped_by}
-
-
 def likely_churn_reason(config: ScoringConfig, reasons: list[Contribution]) -> str:
     """The churn reason whose measures cost the score the most points together."""
+    described = config.compiled().reasons
     lost: dict[str, float] = {}
     for c in reasons:
-        key = config.describe(c.measure).churn_reason
+        key = described[c.measure].churn_reason
         lost[key] = lost.get(key, 0.0) + c.shortfall
     return max(lost, key=lambda key: lost[key])
 
@@ -82,7 +77,8 @@ def at_risk_record(
     if score.profile == "onboarding" and churn_reason == "low_usage":
         churn_reason = "failed_onboarding"
     segment = profile.segment if profile is not None else "unknown"
-    capping = _capping(config)
+    compiled = config.compiled()
+    capping = compiled.capping
     fit, profitability = fit_status(config, profile)
     channels = profile.consent.channels() if profile is not None else []
     episode = health.alert.episode
@@ -95,7 +91,7 @@ def at_risk_record(
         "score": score.score,
         "band": score.band,
         "previous_band": previous_band,
-        "reasons": [{"code": config.describe(c.measure).code,
+        "reasons": [{"code": compiled.reasons[c.measure].code,
                      "text": _reason_text(config, c, capping.get(c.measure)),
                      "contribution": round(-c.shortfall, 3)} for c in reasons],
         "churn_reason": churn_reason,

@@ -13,10 +13,9 @@ score in :mod:`.score` and how a score moves with time between updates in
 :mod:`.lookahead`.
 """
 
-from streams.domain.scoring.compiled import interpolate
+from streams.domain.scoring.compiled import CRITICAL_SUFFIX, interpolate
 from streams.domain.scoring.config import (
     BANDS,
-    CRITICAL_SUFFIX,
     ActivityRules,
     Alerts,
     Bands,

@@ -8,10 +8,20 @@ of present measures are worked out once (:class:`_Layout`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from streams.domain.scoring.config import Group, Link, Measure, ScoringConfig, Segment
+    from streams.domain.scoring.config import (
+        Group,
+        Link,
+        Measure,
+        Reason,
+        ScoringConfig,
+        Segment,
+    )
+
+#: The name of a group's critical cap among the contributions (its group's name + this).
+CRITICAL_SUFFIX: Final = ".critical"
 
 
 def interpolate(curve: list[tuple[float, float]], x: float) -> float:
@@ -209,10 +219,11 @@ class _Compiled:
     """A scoring config as scoring reads it on every evaluation: plain attributes and
     the profiles' plans, built once per config object."""
 
-    __slots__ = ("btyd", "champion_rules", "check_every_d", "cooldown_days", "curves",
-                 "default_profile", "enter_after", "enter_below", "healthy_min", "link",
-                 "max_quiet_d", "min_history_d", "owner", "plans", "profiles_by_segment",
-                 "segment_norms", "segments", "tenure_profiles", "version", "watch_min")
+    __slots__ = ("btyd", "capping", "champion_rules", "check_every_d", "cooldown_days",
+                 "curves", "default_profile", "enter_after", "enter_below", "healthy_min",
+                 "link", "max_quiet_d", "min_history_d", "owner", "plans",
+                 "profiles_by_segment", "reasons", "segment_norms", "segments",
+                 "tenure_profiles", "version", "watch_min")
 
     def __init__(self, config: ScoringConfig) -> None:
         self.owner = config
@@ -244,6 +255,15 @@ class _Compiled:
                 self.profiles_by_segment.setdefault(segment, name)
         self.plans = {name: _compile(config, name) for name in config.profiles}
         self.curves = {name: _Curve.of(m.curve) for name, m in config.measures.items()}
+        #: what each measure and each group's critical cap are called in an at-risk record
+        #: (ScoringConfig.describe), by the measure's name or the cap's
+        self.reasons: dict[str, Reason] = {name: config.describe(name)
+                                           for name in config.measures}
+        self.reasons.update({name + CRITICAL_SUFFIX: config.describe(name + CRITICAL_SUFFIX)
+                             for name in config.groups})
+        #: measure -> the measure that caps it in its group
+        self.capping = {m: g.capped_by for g in config.groups.values() if g.capped_by
+                        for m in g.measures if m != g.capped_by}
         #: the champion rules: signal, threshold, segments (None: every one), as text
         self.champion_rules = tuple(
             (r.signal, r.at_least, frozenset(r.segments) if r.segments else None,

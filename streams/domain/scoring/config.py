@@ -16,12 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from streams.domain.btyd import BgNbd
-from streams.domain.scoring.compiled import _Compiled, _ProfilePlan
+from streams.domain.scoring.compiled import CRITICAL_SUFFIX, _Compiled, _ProfilePlan
 
 BANDS = ("healthy", "watch", "at_risk")
 
-
-CRITICAL_SUFFIX = ".critical"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from streams.domain.rounding import round_to
-from streams.domain.scoring.compiled import _Compiled, _GroupPlan, _MeasurePlan, curve_points
-from streams.domain.scoring.config import CRITICAL_SUFFIX, Btyd, Measure, ScoringConfig, Segment
+from streams.domain.scoring.compiled import (
+    CRITICAL_SUFFIX,
+    _Compiled,
+    _GroupPlan,
+    _MeasurePlan,
+    curve_points,
+)
+from streams.domain.scoring.config import Btyd, Measure, ScoringConfig, Segment
 
 
 @dataclass(frozen=True, slots=True, init=False)
