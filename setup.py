@@ -12,8 +12,8 @@ which works the same, when:
 
 An editable install (``pip install -e .``, which ``make venv`` runs) builds the
 extensions next to their sources, where they shadow the ``.py`` files: after changing
-one of ``COMPILED``, install again (``make venv`` does when they change). A pure-Python
-build removes the extensions an earlier build left there. ``python -m streams.native``
+one of ``COMPILED``, install again (``make venv`` does when they change). Each build first
+removes the extensions an earlier one left there. ``python -m streams.native``
 says which modules run compiled and whether any is older than its source.
 """
 
@@ -45,6 +45,12 @@ COMPILED = [
     "streams/domain/rounding.py",
     "streams/domain/schedule.py",
     "streams/domain/value.py",
+    "streams/families/__init__.py",
+    "streams/families/billing.py",
+    "streams/families/engagement.py",
+    "streams/families/profile.py",
+    "streams/families/purchases.py",
+    "streams/families/support.py",
     "streams/pipeline.py",
     "streams/domain/scoring/compiled.py",
     "streams/domain/scoring/lookahead.py",
@@ -69,11 +75,10 @@ def _compiler_found() -> bool:
 
 
 def _remove_built(root: Path) -> None:
-    """Delete the extensions an earlier (editable) build put next to the sources."""
+    """Delete the extensions an earlier (editable) build left next to the sources: a
+    pure-Python build leaves none behind, and a module no longer compiled none either."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    built = [root / (p.removesuffix(".py") + suffix) for p in COMPILED]
-    built.append(root / (GROUP + "__mypyc" + suffix))
-    for path in built:
+    for path in [*(root / "streams").rglob(f"*{suffix}"), root / f"{GROUP}__mypyc{suffix}"]:
         if path.exists():
             path.unlink()
             print(f"churnwatch: removed {path}", file=sys.stderr)
@@ -87,9 +92,9 @@ def _extensions() -> list[object]:
             from mypyc.build import mypycify
         except ImportError:
             reason = "mypyc is not installed"
+    _remove_built(Path(__file__).resolve().parent)
     if reason is not None:
         print(f"churnwatch: {reason}: pure-Python build", file=sys.stderr)
-        _remove_built(Path(__file__).resolve().parent)
         return []
     return list(mypycify([*MYPY_OPTIONS, *COMPILED], opt_level="3", debug_level="0",
                          group_name=GROUP))
