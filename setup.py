@@ -8,7 +8,7 @@ which works the same, when:
 
 - ``CHURN_PURE_PYTHON`` is set to anything but ``""`` or ``0``;
 - mypyc cannot be imported (a build without isolation, in an environment without mypy);
-- no C compiler is found.
+- no C compiler, or no headers of the Python it builds for, is found.
 
 An editable install (``pip install -e .``, which ``make venv`` runs) builds the
 extensions next to their sources, where they shadow the ``.py`` files: after changing
@@ -70,8 +70,10 @@ def _pure_requested() -> bool:
 
 
 def _compiler_found() -> bool:
+    """A C compiler, and the interpreter's headers to compile against."""
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    return shutil.which(shlex.split(cc)[0]) is not None
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    return shutil.which(shlex.split(cc)[0]) is not None and headers.exists()
 
 
 def _remove_built(root: Path) -> None:
@@ -86,7 +88,8 @@ def _remove_built(root: Path) -> None:
 
 def _extensions() -> list[object]:
     reason = ("CHURN_PURE_PYTHON is set" if _pure_requested()
-              else "no C compiler found" if not _compiler_found() else None)
+              else "no C compiler or no Python headers found" if not _compiler_found()
+              else None)
     if reason is None:
         try:
             from mypyc.build import mypycify

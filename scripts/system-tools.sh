@@ -3,7 +3,8 @@
 #
 #   scripts/system-tools.sh demo    java and mvn (the local Kafka broker)
 #   scripts/system-tools.sh test    the above, plus promtool and prometheus (rule tests and
-#                                   the Prometheus integration test)
+#                                   the Prometheus integration test), and a C compiler and
+#                                   Python's headers (the compiled build, see setup.py)
 #
 # Missing ones are installed with apt-get when running as root (apt-get update runs once);
 # otherwise the script names the packages to install and fails. `make demo`, `make test`
@@ -20,6 +21,12 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [[ "${what}" == test ]]; then
     if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
         missing+=(prometheus)
+    fi
+    command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+    if ! python3 -c 'import os, sysconfig, sys
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+            2>/dev/null; then
+        missing+=(python3-dev)
     fi
 fi
 
