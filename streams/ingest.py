@@ -97,6 +97,9 @@ class Ingest:
         # that wait for an earlier offset still held (see :meth:`finish`)
         # (a record read twice, around a rebalance, is held twice: offsets are counted)
         self.held_offsets: dict[tuple[str, int], Counter[int]] = {}
+        # each held offset's stream latest event time before it: what is kept as the
+        # stream's watermark while it is held (see :meth:`kept_watermark`)
+        self.held_before: dict[tuple[str, int], dict[int, datetime | None]] = {}
         self.finished: dict[tuple[str, int], list[tuple[int, int, Any]]] = {}
         self.finish_seq = itertools.count()  # ties between copies of one offset
         self.last_batch = 0.0  # monotonic time the last batch ended
@@ -124,10 +127,10 @@ class Ingest:
         if any(r.message.topic == self.tick_topic and r.message.value == SILENCE_TICK
                for r in batch):  # the silence timer's turn
             await self.check_silence()
-        self.write()
         for pending in released:
             self.held_partitions[pending.record.message.partition] -= 1
             self.finish(pending.record)
+        self.write()
         self.ack_finished()
         self.last_batch = time.monotonic()
         self.states.trim()
@@ -161,6 +164,7 @@ class Ingest:
             await self.erase(event, record)
             self.keep_back(record)
             return
+        before = rt.clock.latest(stream)
         arrival = rt.clock.observe(event.occurred_at, stream)
         if arrival.refuted is not None or arrival.confirmed:
             refuted = self.order.settle_outlier(stream, confirmed=arrival.confirmed)
@@ -171,6 +175,7 @@ class Ingest:
         self.untrack(record.message)
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
         self.held_offsets.setdefault(stream, Counter())[message.offset] += 1
+        self.held_before.setdefault(stream, {}).setdefault(message.offset, before)
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
                         outlier=arrival.outlier, at=time.monotonic(),
                         tie=tie_order(family.record_type, event.event_id))
@@ -277,9 +282,20 @@ class Ingest:
             in_context(self.contexts[partition])
             self.states.write(customers)
         for stream in self.watermarks_moved:
-            in_context(self.contexts[stream[1]])
-            self.rt.keep_watermark(stream)
+            kept = self.kept_watermark(stream)
+            if kept is not None:
+                in_context(self.contexts[stream[1]])
+                self.rt.keep_watermark(stream, kept)
         self.watermarks_moved.clear()
+
+    def kept_watermark(self, stream: tuple[str, int]) -> datetime | None:
+        """The watermark to keep for an input partition: its latest event time, but
+        before the first record it still holds. Held records are read again after a
+        restart, from the committed offset, and must not be too late against it."""
+        held = self.held_offsets.get(stream)
+        if held:
+            return self.held_before[stream].get(min(held))
+        return self.rt.clock.latest(stream)
 
     # -- acks in offset order ---------------------------------------------------------------
     def keep_back(self, record: Any) -> None:
@@ -304,6 +320,8 @@ class Ingest:
         held[message.offset] -= 1
         if held[message.offset] <= 0:
             del held[message.offset]
+            self.held_before[stream].pop(message.offset, None)
+            self.watermarks_moved.add(stream)  # the kept watermark may move on
         heapq.heappush(self.finished.setdefault(stream, []),
                        (message.offset, next(self.finish_seq), record))
 
@@ -357,6 +375,7 @@ class Ingest:
         self.mark = self.check_until = None
         self.held_partitions.clear()
         self.held_offsets.clear()
+        self.held_before.clear()
         self.finished.clear()
         self.states.clear()
         self.contexts.clear()

@@ -214,12 +214,9 @@ class Runtime:
                 log.warning("Schema Registry answers again", extra={"step": "intake"})
             return
 
-    def keep_watermark(self, stream: tuple[str, int]) -> None:
-        """Write an input partition's latest event time to the watermark table when it has
+    def keep_watermark(self, stream: tuple[str, int], latest: datetime) -> None:
+        """Write an input partition's kept event time to the watermark table when it has
         moved (in the stream context of that partition: the table's changelog partition)."""
-        latest = self.clock.latest(stream)
-        if latest is None:
-            return
         ms = to_ms(latest)
         if ms > self._kept.get(stream, -1):
             self.watermarks[f"{stream[0]}/{stream[1]}".encode()] = str(ms).encode()
@@ -296,8 +293,12 @@ class Runtime:
                 self.metrics.scores.observe(record["score"])
             elif type_name == "CustomerAtRisk":
                 self.metrics.at_risk.labels(record["churn_reason"], record["route_to_team"]).inc()
-            log.info("published %s %s", type_name, record["event_id"],
-                     extra={"step": step, "customer": self.customer_ref(record["customer_id"])})
+            if type_name != "HealthScoreChanged" or log.isEnabledFor(logging.DEBUG):
+                # alerts at INFO; score changes, most of the outputs, only at DEBUG
+                log.log(logging.DEBUG if type_name == "HealthScoreChanged" else logging.INFO,
+                        "published %s %s", type_name, record["event_id"],
+                        extra={"step": step,
+                               "customer": self.customer_ref(record["customer_id"])})
 
     async def erase_outputs(self, customer_id: str) -> None:
         """Forget a customer's silence check and tombstone its key on every output topic."""

@@ -313,6 +313,36 @@ async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
     assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 5
 
 
+async def test_the_kept_watermark_of_a_partition_leaves_out_the_records_it_holds(
+        runtime, feed, monkeypatch):
+    from faust.types import TP
+
+    inputs = [TP(runtime.settings.topic(t), 0) for t in (TOPIC_PURCHASES, TOPIC_ENGAGEMENT)]
+    backlog = (inputs[1].topic, 0)
+    monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
+    monkeypatch.setattr(runtime.ingest, "note_positions",
+                        lambda: runtime.clock.caught_up(backlog, False))
+    key = f"{inputs[0].topic}/0".encode()
+
+    def kept() -> datetime | None:
+        raw = runtime.watermarks.get(key)
+        return None if raw is None else datetime.fromtimestamp(int(raw) / 1000, UTC)
+
+    # a backlog delivers day 0 and holds everything after it: purchases of days 0 and 5
+    # are held, so nothing is kept (read again after a restart, they must all pass)
+    await feed.batch(feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 0)),
+                     *(feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 5.0 * n))
+                       for n in range(2)))
+    assert kept() is None
+    # the backlog moves on to day 9: day 5 and before go (the lateness is 3 days), day 10
+    # is held, so the kept watermark is day 5, the latest before the held one
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 10.0)),
+                     feed.record(TOPIC_ENGAGEMENT, "Engagement", login(2, 9)))
+    assert kept() == T0 + timedelta(days=5)
+    await feed.settle()
+    assert kept() == T0 + timedelta(days=10)
+
+
 async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):
     codec = runtime.codec
     huge = codec.encode("Purchase", purchase(1, 0) | {"order_id": "o" * 1_200_000})
