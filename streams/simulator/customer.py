@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -258,6 +259,19 @@ class Customer:
             need -= m * (stop - t)
             t = stop
         return None
+
+    def bill_days(self) -> Iterator[tuple[int, int, float]]:
+        """The subscription's billing days (midnight, as days since the origin) with their
+        year and month: the signup day of every month (the 28th at most), from the month
+        the customer appears in, without end."""
+        bill_day = min(self.signup_day, 28)
+        first = self.date_of(self.t0)
+        year, month = first.year, first.month
+        while True:
+            yield year, month, self.day_of(date(year, month, bill_day))
+            month += 1
+            if month > 12:
+                year, month = year + 1, 1
 
     @property
     def stop(self) -> float:
