@@ -1,8 +1,8 @@
 """One simulated customer's state and plan: when it appears, whether and when it leaves,
 how active it is and how it feels from day to day, and its time helpers. Times are days
 since ``origin`` (midnight of the start day). The behaviour modules (profile, purchases,
-engagement, support) are functions of the customer, named ``c`` there, that add its
-events; :mod:`.history` turns them into records."""
+engagement, support, billing) are functions of the customer, named ``c`` there, that add
+its events; :mod:`.history` turns them into records."""
 
 from __future__ import annotations
 
@@ -90,6 +90,8 @@ class Customer:
         self.failed = False
         self.dip: tuple[float, float, float, float] | None = None
         self.dip_low = 1.0
+        #: times of the plan downgrades (ProfileChange), for the billing events
+        self.downgrades: list[float] = []
         self.bursts: list[tuple[float, float]] = []
         self.holidays: list[tuple[float, float]] = []
         self.tickets = 0

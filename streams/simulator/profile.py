@@ -104,6 +104,7 @@ def profile(c: Customer) -> None:
         elif what == "referral":
             current.referrals += 1
         elif what == "downgrade":
+            c.downgrades.append(when)
             current.products = max(1, current.products - 1)
             if current.mrr_minor is not None:
                 current.mrr_minor = int(current.mrr_minor * rng.uniform(0.5, 0.8)) // 100 * 100
