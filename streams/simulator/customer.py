@@ -21,6 +21,8 @@ from streams.simulator.model import (
     COMPLAINING,
     DAY_S,
     DECLINING,
+    DOWNGRADING,
+    INVOLUNTARY,
     NEWCOMER,
     ONBOARDING_FAILURE,
     ONE_TIME,
@@ -90,6 +92,8 @@ class Customer:
         self.failed = False
         self.dip: tuple[float, float, float, float] | None = None
         self.dip_low = 1.0
+        #: a downgrader's usage falling to a lower level: (from, to, level)
+        self.shrink: tuple[float, float, float] | None = None
         #: times of the plan downgrades (ProfileChange), for the billing events
         self.downgrades: list[float] = []
         self.bursts: list[tuple[float, float]] = []
@@ -143,6 +147,15 @@ class Customer:
             self.sour = persona == COMPLAINING or rng.random() < 0.35
         elif persona == SUDDEN:
             self.leave = between(rng, self.t0 + 30.0, end + 90.0)
+        elif persona == INVOLUNTARY:
+            # uses the product as usual until the subscription ends after failed payments
+            self.leave = between(rng, self.t0 + 45.0, end + 90.0)
+        elif persona == DOWNGRADING:
+            start = between(rng, self.t0 + 28.0, end - 7.0)  # the downgrade
+            self.shrink = (start, start + rng.uniform(14.0, 42.0), rng.uniform(0.4, 0.75))
+            self.decline_from = start
+            if rng.random() < 0.4:  # gives up later (perhaps after the period)
+                self.leave = self.shrink[1] + rng.uniform(42.0, 180.0)
         elif persona == RECOVERING:
             start = between(rng, self.t0 + 21.0, end - 50.0)
             down = rng.uniform(14.0, 35.0)
@@ -218,6 +231,16 @@ class Customer:
             return 1.0
         if t >= self.leave:
             return 0.0
+        if self.shrink is not None:
+            start, low_from, low = self.shrink
+            if t < start:
+                return 1.0
+            if t < low_from:
+                return 1.0 - (1.0 - low) * (t - start) / (low_from - start)
+            if self.leave == math.inf:
+                return low
+            x = (t - low_from) / (self.leave - low_from)
+            return float(low * (1.0 - 0.92 * x) ** 1.4)
         x = (t - self.decline_from) / (self.leave - self.decline_from)
         return float((1.0 - 0.92 * x) ** 1.4)
 

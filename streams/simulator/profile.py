@@ -14,6 +14,7 @@ from streams.simulator.model import (
     CURRENCY,
     DAY_S,
     DECLINING,
+    DOWNGRADING,
     NEWCOMER,
     ONE_TIME,
     RECOVERING,
@@ -87,6 +88,8 @@ def profile(c: Customer) -> None:
     ):
         span = c.leave - c.decline_from
         changes.append((c.decline_from + span * rng.uniform(0.3, 0.8), "downgrade"))
+    if persona == DOWNGRADING:
+        changes.append((c.decline_from, "downgrade"))
     changes.sort()
     for t, what in changes:
         if not c.t0 < t < stop:
