@@ -28,7 +28,6 @@ import itertools
 import logging
 import time
 import weakref
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from streams.domain.buckets import from_ms, to_ms
 from streams.domain.events import CLOCK_OUTLIER, ErasureRequest, Rejection
 from streams.domain.order import EventOrder
 from streams.families import REGISTRY, Family, FamilyEvent, tie_order
+from streams.held import HeldOffsets
 from streams.pipeline import (
     HEALTH_TABLE,
     CustomerStates,
@@ -55,6 +55,9 @@ STEP = "scorer"  # the step name of scoring and silence checks (log field, metri
 ERASURE_STEP = "erasure"
 #: silence checks run per batch at most (the rest run in the next batches)
 MAX_CHECKS = 10_000
+#: A partition's kept watermark is written at most this often (seconds); one kept a
+#: little behind is safe: a lateness bound a little looser after a restart.
+KEEP_WATERMARK_EVERY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -91,15 +94,14 @@ class Ingest:
         self.contexts: dict[int, Any] = {}  # partition -> a recent Faust event of it
         self.positions: dict[tuple[str, int], int] = {}  # next offset to read per stream
         self.watermarks_moved: set[tuple[str, int]] = set()
+        self.kept_at: dict[tuple[str, int], float] = {}  # monotonic time of the last write
         self.stale = True  # after a rebalance: drop what was held and read from the tables
         self.held_partitions: dict[int, int] = {}
         # acks in offset order per stream: the offsets held, and the records done with
         # that wait for an earlier offset still held (see :meth:`finish`)
         # (a record read twice, around a rebalance, is held twice: offsets are counted)
-        self.held_offsets: dict[tuple[str, int], Counter[int]] = {}
-        # each held offset's stream latest event time before it: what is kept as the
-        # stream's watermark while it is held (see :meth:`kept_watermark`)
-        self.held_before: dict[tuple[str, int], dict[int, datetime | None]] = {}
+        # (with each one's partition latest event time before it: see kept_watermark)
+        self.held_offsets: dict[tuple[str, int], HeldOffsets] = {}
         self.finished: dict[tuple[str, int], list[tuple[int, int, Any]]] = {}
         self.finish_seq = itertools.count()  # ties between copies of one offset
         self.last_batch = 0.0  # monotonic time the last batch ended
@@ -174,8 +176,10 @@ class Ingest:
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
         self.untrack(record.message)
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
-        self.held_offsets.setdefault(stream, Counter())[message.offset] += 1
-        self.held_before.setdefault(stream, {}).setdefault(message.offset, before)
+        held = self.held_offsets.get(stream)
+        if held is None:
+            held = self.held_offsets[stream] = HeldOffsets()
+        held.add(message.offset, before)
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
                         outlier=arrival.outlier, at=time.monotonic(),
                         tie=tie_order(family.record_type, event.event_id))
@@ -281,12 +285,18 @@ class Ingest:
         for partition, customers in self.states.changed().items():
             in_context(self.contexts[partition])
             self.states.write(customers)
+        now = time.monotonic()
+        later: set[tuple[str, int]] = set()
         for stream in self.watermarks_moved:
+            if now - self.kept_at.get(stream, float("-inf")) < KEEP_WATERMARK_EVERY_S:
+                later.add(stream)  # written by a batch a little later
+                continue
             kept = self.kept_watermark(stream)
             if kept is not None:
                 in_context(self.contexts[stream[1]])
                 self.rt.keep_watermark(stream, kept)
-        self.watermarks_moved.clear()
+                self.kept_at[stream] = now
+        self.watermarks_moved = later
 
     def kept_watermark(self, stream: tuple[str, int]) -> datetime | None:
         """The watermark to keep for an input partition: its latest event time, but
@@ -294,7 +304,7 @@ class Ingest:
         restart, from the committed offset, and must not be too late against it."""
         held = self.held_offsets.get(stream)
         if held:
-            return self.held_before[stream].get(min(held))
+            return held.before_first()
         return self.rt.clock.latest(stream)
 
     # -- acks in offset order ---------------------------------------------------------------
@@ -316,11 +326,7 @@ class Ingest:
         crash could lose a record still held."""
         message = record.message
         stream = (message.topic, message.partition)
-        held = self.held_offsets[stream]
-        held[message.offset] -= 1
-        if held[message.offset] <= 0:
-            del held[message.offset]
-            self.held_before[stream].pop(message.offset, None)
+        if self.held_offsets[stream].remove(message.offset):
             self.watermarks_moved.add(stream)  # the kept watermark may move on
         heapq.heappush(self.finished.setdefault(stream, []),
                        (message.offset, next(self.finish_seq), record))
@@ -328,7 +334,7 @@ class Ingest:
     def ack_finished(self) -> None:
         for stream, done in self.finished.items():
             held = self.held_offsets.get(stream)
-            first_held = min(held) if held else None
+            first_held = held.first() if held else None
             while done and (first_held is None or done[0][0] < first_held):
                 heapq.heappop(done)[2].ack()
 
@@ -375,12 +381,12 @@ class Ingest:
         self.mark = self.check_until = None
         self.held_partitions.clear()
         self.held_offsets.clear()
-        self.held_before.clear()
         self.finished.clear()
         self.states.clear()
         self.contexts.clear()
         self.positions.clear()
         self.watermarks_moved.clear()
+        self.kept_at.clear()
         # the clock forgets even the partitions this worker keeps: their held records are
         # read again from the committed offset, and must not be judged too late against
         # what it read before (their kept watermarks are restored, as after a restart)

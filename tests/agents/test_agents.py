@@ -15,6 +15,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 
+from streams import ingest as ingest_module
 from streams.agents import ingest as ingest_agent
 from streams.app import create_app
 from streams.domain.clock import EventTimeClock
@@ -322,6 +323,7 @@ async def test_the_kept_watermark_of_a_partition_leaves_out_the_records_it_holds
     monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
     monkeypatch.setattr(runtime.ingest, "note_positions",
                         lambda: runtime.clock.caught_up(backlog, False))
+    monkeypatch.setattr(ingest_module, "KEEP_WATERMARK_EVERY_S", 0.0)  # every batch
     key = f"{inputs[0].topic}/0".encode()
 
     def kept() -> datetime | None:
