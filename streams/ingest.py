@@ -294,18 +294,23 @@ class Ingest:
             kept = self.kept_watermark(stream)
             if kept is not None:
                 in_context(self.contexts[stream[1]])
-                self.rt.keep_watermark(stream, kept)
+                self.rt.keep_watermark(stream, *kept)
                 self.kept_at[stream] = now
         self.watermarks_moved = later
 
-    def kept_watermark(self, stream: tuple[str, int]) -> datetime | None:
-        """The watermark to keep for an input partition: its latest event time, but
-        before the first record it still holds. Held records are read again after a
-        restart, from the committed offset, and must not be too late against it."""
+    def kept_watermark(self, stream: tuple[str, int]) -> tuple[datetime, int] | None:
+        """What to keep of an input partition: the offset up to which its records were
+        taken (applied or dead-lettered: those still held do not count), and its latest
+        event time before that offset. After a restart, the records read again below
+        that offset are not judged again, and the next one is judged exactly as it was
+        (see :meth:`streams.runtime.Runtime.restore_watermarks`)."""
         held = self.held_offsets.get(stream)
         if held:
-            return held.before_first()
-        return self.rt.clock.latest(stream)
+            first = held.first()
+            before = held.before_first()
+            return None if first is None or before is None else (before, first)
+        latest = self.rt.clock.latest(stream)
+        return None if latest is None else (latest, self.positions[stream])
 
     # -- acks in offset order ---------------------------------------------------------------
     def keep_back(self, record: Any) -> None:

@@ -72,10 +72,10 @@ class Clock(Protocol):
 
     def restore(self, event_time: datetime, stream: Hashable = None) -> None:
         """Take a stream's latest event time kept from before a restart: it moves the low
-        watermark but is not activity (the stream may be idle ever since), and until the
-        stream delivers again its lateness bound is twice the allowed lateness behind it.
-        The caller keeps, for each stream, its latest event time before the first record
-        it still holds (those are read again after a restart, and must pass)."""
+        watermark but is not activity (the stream may be idle ever since), and it counts
+        for the lateness bound as if read. The caller keeps, for each stream, the latest
+        event time before the first record it had not taken yet (see
+        :meth:`streams.ingest.Ingest.kept_watermark`)."""
 
     def caught_up(self, stream: Hashable, caught_up: bool | None) -> None:
         """Tell the clock whether the worker has read everything ``stream`` holds (None:
@@ -298,15 +298,10 @@ class EventTimeClock(_TrackedClock):
         return self._streams.lateness_safe()
 
     def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
-        latest = self._streams.latest.get(stream)
-        if latest is not None:
-            return latest - self._lateness
-        # after a restart: records read again from the committed offset were accepted
-        # against a bound at least the kept watermark minus the lateness (the kept one
-        # leaves out records still held), so only those more than twice that behind are
-        # too late (the partition may have moved on a little past its committed offset)
-        kept = self._streams.restored.get(stream)
-        return None if kept is None else kept - 2 * self._lateness
+        # a restored stream: its kept latest event time counts as read (the caller keeps
+        # it as of the first record it read again that was not taken before)
+        position = self._streams.position(stream)
+        return None if position is None else position - self._lateness
 
     def behind(self, wall_now: datetime) -> timedelta:
         """Never: on event time, "now" is the watermark itself."""

@@ -326,9 +326,12 @@ async def test_the_kept_watermark_of_a_partition_leaves_out_the_records_it_holds
     monkeypatch.setattr(ingest_module, "KEEP_WATERMARK_EVERY_S", 0.0)  # every batch
     key = f"{inputs[0].topic}/0".encode()
 
-    def kept() -> datetime | None:
+    def kept() -> tuple[datetime, int] | None:  # (latest event time before, offset)
         raw = runtime.watermarks.get(key)
-        return None if raw is None else datetime.fromtimestamp(int(raw) / 1000, UTC)
+        if raw is None:
+            return None
+        ms, offset = raw.split()
+        return datetime.fromtimestamp(int(ms) / 1000, UTC), int(offset)
 
     # a backlog delivers day 0 and holds everything after it: purchases of days 0 and 5
     # are held, so nothing is kept (read again after a restart, they must all pass)
@@ -337,12 +340,40 @@ async def test_the_kept_watermark_of_a_partition_leaves_out_the_records_it_holds
                        for n in range(2)))
     assert kept() is None
     # the backlog moves on to day 9: day 5 and before go (the lateness is 3 days), day 10
-    # is held, so the kept watermark is day 5, the latest before the held one
+    # (offset 2) is held: kept are offset 2 and day 5, the latest before it
     await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 10.0)),
                      feed.record(TOPIC_ENGAGEMENT, "Engagement", login(2, 9)))
-    assert kept() == T0 + timedelta(days=5)
+    assert kept() == (T0 + timedelta(days=5), 2)
     await feed.settle()
-    assert kept() == T0 + timedelta(days=10)
+    assert kept() == (T0 + timedelta(days=10), 3)
+
+
+async def test_after_a_restart_records_taken_before_are_not_judged_again(
+        runtime, feed, monkeypatch):
+    from faust.types import TP
+
+    inputs = [TP(runtime.settings.topic(TOPIC_PURCHASES), 0)]
+    monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
+    monkeypatch.setattr(runtime.ingest, "note_positions", lambda: None)  # no consumer
+    taken = [feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, day))
+             for n, day in enumerate((0, 5, 10))]
+    await feed.batch(*taken)
+    await feed.settle()
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 3
+    # a restart: the clock knows nothing but the kept watermark (day 10, offset 3), and
+    # the records from the committed offset (here 0) are read again: not too late now
+    runtime.ingest.stale = True
+    runtime.clock.assigned(())
+    runtime.watermarks_stale = True
+    await feed.batch(*(Record(Message(**{**r.message.__dict__, "refs": 1})) for r in taken))
+    assert sent(runtime, TOPIC_DEAD_LETTER) == []
+    # the next record is judged as it would have been without the restart: day 6 is more
+    # than the allowed lateness (3 days) behind day 10
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(3, 6)))
+    await feed.settle()
+    letters = [runtime.codec.decode(r["value"])[1] for r in sent(runtime, TOPIC_DEAD_LETTER)]
+    assert [(r["event_id"], r["reason"]) for r in letters] == [("c1-3", "too_late")]
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 3
 
 
 async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -414,9 +415,12 @@ class Run:
             worker.await_ready()
         return worker
 
-    def restart(self, worker: Worker, *, wait: bool = False) -> Worker:
-        """kill -9 ``worker`` and start it again on the same state directory and id."""
+    def restart(self, worker: Worker, *, wait: bool = False, empty: bool = False) -> Worker:
+        """kill -9 ``worker`` and start it again with the same id, on the same state
+        directory, or with ``empty`` on an empty one."""
         worker.kill9()
+        if empty:
+            shutil.rmtree(worker.settings.data_dir, ignore_errors=True)
         return self.start_worker(worker.name, wait=wait)
 
     def note_restarts(self, restarted: Sequence[Worker]) -> None:
@@ -606,7 +610,9 @@ def cpu_load(processes: int | None = None) -> Iterator[None]:
 def kill9_midstream(bootstrap: str, workdir: Path, population: Population = Population(),
                     kills: int = 3) -> Row:
     """kill -9 the worker at seeded points while the producer goes on; each time it is
-    started again at once on the same state directory, with the same worker id."""
+    started again at once with the same worker id, on the same state directory but the
+    last time, when it starts on an empty one (its state comes back from the
+    changelogs)."""
     feed = simulated_feed(population)
     parts = slices(feed)
     rng = random.Random(f"kill9:{population.seed}")
@@ -617,11 +623,13 @@ def kill9_midstream(bootstrap: str, workdir: Path, population: Population = Popu
         ref = reference_of(items_of(feed), run.settings, run.workdir / "events.jsonl")
         workers = [run.start_worker()]
 
-        def kill() -> None:
-            workers[-1].await_ready()  # killed once back at work, not while starting
-            workers.append(run.restart(workers[-1]))
+        def kill(empty: bool) -> Callable[[], None]:
+            def hook() -> None:
+                workers[-1].await_ready()  # killed once back at work, not while starting
+                workers.append(run.restart(workers[-1], empty=empty))
+            return hook
 
-        run.feed(parts, at=dict.fromkeys(points, kill))
+        run.feed(parts, at={at: kill(n == kills - 1) for n, at in enumerate(points)})
         workers[-1].await_ready()
         run.note_restarts(workers[1:])
         return run.outcome(ref)
