@@ -44,6 +44,7 @@ from streams.backtest import final_states, read_events, run_backtest
 from streams.codec import Codec, build_codec
 from streams.domain.clock import make_clock
 from streams.domain.events import Rejection
+from streams.families import REGISTRY
 from streams.intake import intake
 from streams.kafka_io import INPUT_TOPIC_OF, OutputReader, make_producer
 from streams.processes import (
@@ -393,7 +394,7 @@ class Run:
             ConfigResource.Type.TOPIC, self.settings.topic(INPUT_TOPIC_OF[t]),
             incremental_configs=[ConfigEntry("max.message.bytes", str(LARGE_MESSAGES),
                                              incremental_operation=AlterConfigOpType.SET)])
-            for t in ("Purchase", "Engagement", "SupportEvent", "ProfileChange")]
+            for t in INPUT_TOPIC_OF]
         for future in admin.incremental_alter_configs(resources).values():
             future.result(timeout=30)
 
@@ -722,8 +723,8 @@ def poison_items(feed: Feed, codec: Codec, settings: Settings, count: int,
             whole = codec.encode(type_name, record)
             payload = whole[:rng.randint(1, len(whole) - 1)]
         elif kind == "wrong_schema":
-            target = rng.choice([t for t in ("Purchase", "Engagement", "SupportEvent",
-                                             "ProfileChange") if t != type_name])
+            target = rng.choice([f.record_type for f in REGISTRY
+                                 if f.record_type != type_name])
             payload = codec.encode(type_name, dict(record, event_id=f"poison-{n}"))
         elif kind == "absurd_value":
             payload = codec.encode(*absurd(type_name, dict(record, event_id=f"poison-{n}"),
@@ -744,6 +745,8 @@ def absurd(type_name: str, record: dict[str, Any], rng: random.Random) -> tuple[
         record["count"] = rng.choice((-5, 10**9))
     elif type_name == "SupportEvent":
         record.update(kind="nps_response", ticket_id=None, csat=None, nps=99)
+    elif type_name == "BillingEvent":
+        record["renewal_at"] = record["occurred_at"] + timedelta(days=rng.choice((900, 10**5)))
     else:
         record["signup_at"] = record["occurred_at"] + timedelta(days=400)
     return type_name, record
