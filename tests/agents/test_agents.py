@@ -290,16 +290,22 @@ async def test_a_rebalance_or_a_stop_does_not_wait_for_held_records_to_be_acked(
     assert not held.applied and not waiting.applied and other.applied
 
 
-async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
-        runtime, feed, monkeypatch):
+def engagement_backlog(runtime, monkeypatch) -> list[Any]:
+    """Partition 0 of purchases and of engagement assigned; the engagement one has unread
+    records (a backlog), so the purchases wait behind it."""
     from faust.types import TP
 
     inputs = [TP(runtime.settings.topic(t), 0) for t in (TOPIC_PURCHASES, TOPIC_ENGAGEMENT)]
     backlog = (inputs[1].topic, 0)
     monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
-    # the engagement partition has unread records: the purchases wait behind it
     monkeypatch.setattr(runtime.ingest, "note_positions",
                         lambda: runtime.clock.caught_up(backlog, False))
+    return inputs
+
+
+async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
+        runtime, feed, monkeypatch):
+    engagement_backlog(runtime, monkeypatch)
 
     def history():
         return [feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 0))] + [
@@ -316,13 +322,7 @@ async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
 
 async def test_the_kept_watermark_of_a_partition_leaves_out_the_records_it_holds(
         runtime, feed, monkeypatch):
-    from faust.types import TP
-
-    inputs = [TP(runtime.settings.topic(t), 0) for t in (TOPIC_PURCHASES, TOPIC_ENGAGEMENT)]
-    backlog = (inputs[1].topic, 0)
-    monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
-    monkeypatch.setattr(runtime.ingest, "note_positions",
-                        lambda: runtime.clock.caught_up(backlog, False))
+    inputs = engagement_backlog(runtime, monkeypatch)
     monkeypatch.setattr(ingest_module, "KEEP_WATERMARK_EVERY_S", 0.0)  # every batch
     key = f"{inputs[0].topic}/0".encode()
 
