@@ -177,7 +177,7 @@ def churnwatch_rate(settings: Settings, expected: int, workdir: Path,
                 break
             if not group.alive():
                 raise SystemExit(f"worker exited; see {log}")
-            time.sleep(0.1)  # polling the workers' /metrics
+            time.sleep(0.5)  # polling the workers' /metrics (each scrape costs them)
         else:
             raise SystemExit(f"workers applied only {applied(views)} events; see {log}")
     finally:

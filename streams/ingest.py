@@ -28,7 +28,6 @@ import itertools
 import logging
 import time
 import weakref
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from streams.domain.buckets import from_ms, to_ms
 from streams.domain.events import CLOCK_OUTLIER, ErasureRequest, Rejection
 from streams.domain.order import EventOrder
 from streams.families import REGISTRY, Family, FamilyEvent, tie_order
+from streams.held import HeldOffsets
 from streams.pipeline import (
     HEALTH_TABLE,
     CustomerStates,
@@ -55,6 +55,9 @@ STEP = "scorer"  # the step name of scoring and silence checks (log field, metri
 ERASURE_STEP = "erasure"
 #: silence checks run per batch at most (the rest run in the next batches)
 MAX_CHECKS = 10_000
+#: A partition's kept watermark is written at most this often (seconds); one kept a
+#: little behind is safe: a lateness bound a little looser after a restart.
+KEEP_WATERMARK_EVERY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -91,12 +94,14 @@ class Ingest:
         self.contexts: dict[int, Any] = {}  # partition -> a recent Faust event of it
         self.positions: dict[tuple[str, int], int] = {}  # next offset to read per stream
         self.watermarks_moved: set[tuple[str, int]] = set()
+        self.kept_at: dict[tuple[str, int], float] = {}  # monotonic time of the last write
         self.stale = True  # after a rebalance: drop what was held and read from the tables
         self.held_partitions: dict[int, int] = {}
         # acks in offset order per stream: the offsets held, and the records done with
         # that wait for an earlier offset still held (see :meth:`finish`)
         # (a record read twice, around a rebalance, is held twice: offsets are counted)
-        self.held_offsets: dict[tuple[str, int], Counter[int]] = {}
+        # (with each one's partition latest event time before it: see kept_watermark)
+        self.held_offsets: dict[tuple[str, int], HeldOffsets] = {}
         self.finished: dict[tuple[str, int], list[tuple[int, int, Any]]] = {}
         self.finish_seq = itertools.count()  # ties between copies of one offset
         self.last_batch = 0.0  # monotonic time the last batch ended
@@ -124,10 +129,10 @@ class Ingest:
         if any(r.message.topic == self.tick_topic and r.message.value == SILENCE_TICK
                for r in batch):  # the silence timer's turn
             await self.check_silence()
-        self.write()
         for pending in released:
             self.held_partitions[pending.record.message.partition] -= 1
             self.finish(pending.record)
+        self.write()
         self.ack_finished()
         self.last_batch = time.monotonic()
         self.states.trim()
@@ -161,6 +166,7 @@ class Ingest:
             await self.erase(event, record)
             self.keep_back(record)
             return
+        before = rt.clock.latest(stream)
         arrival = rt.clock.observe(event.occurred_at, stream)
         if arrival.refuted is not None or arrival.confirmed:
             refuted = self.order.settle_outlier(stream, confirmed=arrival.confirmed)
@@ -170,7 +176,10 @@ class Ingest:
         record.message.incref()  # acked by :meth:`run` once applied, not with the batch
         self.untrack(record.message)
         self.held_partitions[partition] = self.held_partitions.get(partition, 0) + 1
-        self.held_offsets.setdefault(stream, Counter())[message.offset] += 1
+        held = self.held_offsets.get(stream)
+        if held is None:
+            held = self.held_offsets[stream] = HeldOffsets()
+        held.add(message.offset, before)
         self.order.hold(to_ms(event.occurred_at), Pending(record, event, family), stream,
                         outlier=arrival.outlier, at=time.monotonic(),
                         tie=tie_order(family.record_type, event.event_id))
@@ -276,10 +285,32 @@ class Ingest:
         for partition, customers in self.states.changed().items():
             in_context(self.contexts[partition])
             self.states.write(customers)
+        now = time.monotonic()
+        later: set[tuple[str, int]] = set()
         for stream in self.watermarks_moved:
-            in_context(self.contexts[stream[1]])
-            self.rt.keep_watermark(stream)
-        self.watermarks_moved.clear()
+            if now - self.kept_at.get(stream, float("-inf")) < KEEP_WATERMARK_EVERY_S:
+                later.add(stream)  # written by a batch a little later
+                continue
+            kept = self.kept_watermark(stream)
+            if kept is not None:
+                in_context(self.contexts[stream[1]])
+                self.rt.keep_watermark(stream, *kept)
+                self.kept_at[stream] = now
+        self.watermarks_moved = later
+
+    def kept_watermark(self, stream: tuple[str, int]) -> tuple[datetime, int] | None:
+        """What to keep of an input partition: the offset up to which its records were
+        taken (applied or dead-lettered: those still held do not count), and its latest
+        event time before that offset. After a restart, the records read again below
+        that offset are not judged again, and the next one is judged exactly as it was
+        (see :meth:`streams.runtime.Runtime.restore_watermarks`)."""
+        held = self.held_offsets.get(stream)
+        if held:
+            first = held.first()
+            before = held.before_first()
+            return None if first is None or before is None else (before, first)
+        latest = self.rt.clock.latest(stream)
+        return None if latest is None else (latest, self.positions[stream])
 
     # -- acks in offset order ---------------------------------------------------------------
     def keep_back(self, record: Any) -> None:
@@ -300,17 +331,15 @@ class Ingest:
         crash could lose a record still held."""
         message = record.message
         stream = (message.topic, message.partition)
-        held = self.held_offsets[stream]
-        held[message.offset] -= 1
-        if held[message.offset] <= 0:
-            del held[message.offset]
+        if self.held_offsets[stream].remove(message.offset):
+            self.watermarks_moved.add(stream)  # the kept watermark may move on
         heapq.heappush(self.finished.setdefault(stream, []),
                        (message.offset, next(self.finish_seq), record))
 
     def ack_finished(self) -> None:
         for stream, done in self.finished.items():
             held = self.held_offsets.get(stream)
-            first_held = min(held) if held else None
+            first_held = held.first() if held else None
             while done and (first_held is None or done[0][0] < first_held):
                 heapq.heappop(done)[2].ack()
 
@@ -362,6 +391,7 @@ class Ingest:
         self.contexts.clear()
         self.positions.clear()
         self.watermarks_moved.clear()
+        self.kept_at.clear()
         # the clock forgets even the partitions this worker keeps: their held records are
         # read again from the committed offset, and must not be judged too late against
         # what it read before (their kept watermarks are restored, as after a restart)

@@ -42,9 +42,11 @@ def _field(record: dict[str, Any], name: str) -> str | None:
 
 def intake(
     raw: bytes | None, expected: str, *, codec: Codec, clock: Clock, max_future: timedelta,
-    wall_now: datetime, stream: Hashable = None,
+    wall_now: datetime, stream: Hashable = None, read_before: bool = False,
 ) -> FamilyEvent | Rejection:
-    """Turn raw bytes from an input topic into an accepted event or a rejection."""
+    """Turn raw bytes from an input topic into an accepted event or a rejection.
+    ``read_before``: the record was taken before a restart (it is read again from the
+    committed offset); it was judged then, so it is never too late now."""
     if not raw:
         return Rejection("malformed", "empty record value")
     if len(raw) > MAX_RECORD_BYTES:
@@ -57,8 +59,9 @@ def intake(
     try:
         event = parse_event(type_name, record)
         erasure = isinstance(event, ErasureRequest)  # never too late, but not in the future
+        unbound = erasure or read_before
         check_event_time(event.occurred_at, now=wall_now,
-                         lower_bound=None if erasure else clock.lower_bound(wall_now, stream),
+                         lower_bound=None if unbound else clock.lower_bound(wall_now, stream),
                          max_future=max_future)
     except InvalidEvent as exc:
         return Rejection(exc.reason, str(exc), _field(record, "event_id"),

@@ -96,7 +96,10 @@ class Runtime:
         self.due = DueIndex()  # silence checks of this worker's customers
         self.due_stale = True  # rebuild the index from the health table after a rebalance
         self.watermarks = self.table(WATERMARK_TABLE, "latest event time per input partition")
-        self._kept: dict[tuple[str, int], int] = {}  # ms last written per input partition
+        # (event time ms, offset) last written per input partition
+        self._kept: dict[tuple[str, int], tuple[int, int]] = {}
+        # per input partition, the offset below which records were taken before a restart
+        self.taken_before: dict[tuple[str, int], int] = {}
         self.watermarks_stale = True  # read them again after a rebalance
         self.ingest: Ingest | None = None  # the ingest agent's state, once registered
 
@@ -163,6 +166,8 @@ class Runtime:
     # -- intake --------------------------------------------------------------------------
     async def accept(self, message: Message, expected: str, step: str) -> FamilyEvent | None:
         """Decode and validate one input record; route it away and return None if bad.
+        A record taken before a restart (below its partition's kept offset) is never too
+        late: it was judged then.
 
         A record whose Kafka key is not its customer id is re-sent with the right key (so
         that all of a customer's state stays on one partition) and not processed here.
@@ -172,7 +177,8 @@ class Runtime:
         stream = (message.topic, message.partition)
         result = intake(message.value, expected, codec=self.codec, clock=self.clock,
                         max_future=self.max_future, wall_now=datetime.now(UTC),
-                        stream=stream)
+                        stream=stream,
+                        read_before=message.offset < self.taken_before.get(stream, 0))
         if isinstance(result, Rejection):
             await self.dead_letter(message, result, step)
             return None
@@ -214,16 +220,15 @@ class Runtime:
                 log.warning("Schema Registry answers again", extra={"step": "intake"})
             return
 
-    def keep_watermark(self, stream: tuple[str, int]) -> None:
-        """Write an input partition's latest event time to the watermark table when it has
-        moved (in the stream context of that partition: the table's changelog partition)."""
-        latest = self.clock.latest(stream)
-        if latest is None:
-            return
-        ms = to_ms(latest)
-        if ms > self._kept.get(stream, -1):
-            self.watermarks[f"{stream[0]}/{stream[1]}".encode()] = str(ms).encode()
-            self._kept[stream] = ms
+    def keep_watermark(self, stream: tuple[str, int], latest: datetime, offset: int) -> None:
+        """Write an input partition's kept event time, and the offset up to which its
+        records were taken, to the watermark table when they moved (in the stream context
+        of that partition: the table's changelog partition)."""
+        kept = (to_ms(latest), offset)
+        if kept > self._kept.get(stream, (-1, -1)):
+            self.watermarks[f"{stream[0]}/{stream[1]}".encode()] = (
+                f"{kept[0]} {offset}".encode())
+            self._kept[stream] = kept
 
     def restore_watermarks(self, held: set[tuple[str, int]] | None = None) -> int:
         """Give the clock the latest event times kept for the input partitions this worker
@@ -236,9 +241,11 @@ class Runtime:
             topic, _, partition = key.decode().rpartition("/")
             stream = (topic, int(partition))
             if stream in held:
-                ms = int(raw)
-                self.clock.restore(from_ms(ms), stream)
-                self._kept[stream] = max(self._kept.get(stream, ms), ms)
+                ms_text, _, offset_text = raw.decode().partition(" ")
+                kept = (int(ms_text), int(offset_text or 0))
+                self.clock.restore(from_ms(kept[0]), stream)
+                self.taken_before[stream] = kept[1]
+                self._kept[stream] = max(self._kept.get(stream, kept), kept)
                 count += 1
         self.watermarks_stale = False
         return count
@@ -296,8 +303,12 @@ class Runtime:
                 self.metrics.scores.observe(record["score"])
             elif type_name == "CustomerAtRisk":
                 self.metrics.at_risk.labels(record["churn_reason"], record["route_to_team"]).inc()
-            log.info("published %s %s", type_name, record["event_id"],
-                     extra={"step": step, "customer": self.customer_ref(record["customer_id"])})
+            if type_name != "HealthScoreChanged" or log.isEnabledFor(logging.DEBUG):
+                # alerts at INFO; score changes, most of the outputs, only at DEBUG
+                log.log(logging.DEBUG if type_name == "HealthScoreChanged" else logging.INFO,
+                        "published %s %s", type_name, record["event_id"],
+                        extra={"step": step,
+                               "customer": self.customer_ref(record["customer_id"])})
 
     async def erase_outputs(self, customer_id: str) -> None:
         """Forget a customer's silence check and tombstone its key on every output topic."""

@@ -104,19 +104,43 @@ def check_expected(name: str, expected: str | Collection[str] | None) -> None:
         )
 
 
+_SCALARS = (str, int, float, bool, bytes, type(None))
+
+
 def _naive_datetime_path(value: Any, path: str) -> str | None:
     """The path of the first naive datetime inside ``value``, or None."""
+    steps = _naive_datetime_steps(value)
+    if steps is None:
+        return None
+    out = path
+    for step in reversed(steps):
+        out = f"{out}[{step}]" if isinstance(step, int) else (
+            f"{out}.{step}" if out else str(step))
+    return out
+
+
+def _naive_datetime_steps(value: Any) -> list[Any] | None:
+    """The keys and indexes (innermost first) leading to the first naive datetime inside
+    ``value``, or None; no path is built unless one is found."""
+    if type(value) in _SCALARS:
+        return None
     if isinstance(value, datetime):
-        return path if value.utcoffset() is None else None
+        return [] if value.utcoffset() is None else None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _naive_datetime_path(item, f"{path}.{key}" if path else str(key))
+            if type(item) in _SCALARS:
+                continue
+            found = _naive_datetime_steps(item)
             if found is not None:
+                found.append(key)
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _naive_datetime_path(item, f"{path}[{index}]")
+            if type(item) in _SCALARS:
+                continue
+            found = _naive_datetime_steps(item)
             if found is not None:
+                found.append(index)
                 return found
     return None
 

@@ -72,9 +72,10 @@ class Clock(Protocol):
 
     def restore(self, event_time: datetime, stream: Hashable = None) -> None:
         """Take a stream's latest event time kept from before a restart: it moves the low
-        watermark but is not activity (the stream may be idle ever since). It sets no
-        lateness bound: records held for order before the restart are read again from the
-        committed offset, and the bound comes back with them."""
+        watermark but is not activity (the stream may be idle ever since), and it counts
+        for the lateness bound as if read. The caller keeps, for each stream, the latest
+        event time before the first record it had not taken yet (see
+        :meth:`streams.ingest.Ingest.kept_watermark`)."""
 
     def caught_up(self, stream: Hashable, caught_up: bool | None) -> None:
         """Tell the clock whether the worker has read everything ``stream`` holds (None:
@@ -109,6 +110,8 @@ class _Streams:
         self.seen_at: dict[Hashable, float] = {}
         self.caught: dict[Hashable, bool | None] = {}  # None: its end is not known
         self.held: dict[Hashable, datetime] = {}  # a stream's outlier awaiting its next record
+        self._newest: datetime | None = None  # cache of newest(), valid unless _stale
+        self._stale = False
 
     def observe(self, event_time: datetime, stream: Hashable) -> Arrival:
         self.seen_at[stream] = self.monotonic()
@@ -134,11 +137,14 @@ class _Streams:
         kept = self.restored.get(stream)
         if kept is None or event_time > kept:
             self.restored[stream] = event_time
+            self._stale = True
 
     def _advance(self, event_time: datetime, stream: Hashable) -> None:
         latest = self.latest.get(stream)
         if latest is None or event_time > latest:
             self.latest[stream] = event_time
+            if not self._stale and (self._newest is None or event_time > self._newest):
+                self._newest = event_time
 
     def position(self, stream: Hashable) -> datetime | None:
         latest, kept = self.latest.get(stream), self.restored.get(stream)
@@ -147,8 +153,12 @@ class _Streams:
         return max(latest, kept)
 
     def newest(self) -> datetime | None:
-        positions = [p for s in self.seen_at if (p := self.position(s)) is not None]
-        return max(positions) if positions else None
+        """The latest event time over every stream (read or restored)."""
+        if self._stale:
+            positions = [p for s in self.seen_at if (p := self.position(s)) is not None]
+            self._newest = max(positions) if positions else None
+            self._stale = False
+        return self._newest
 
     def assigned(self, streams: Iterable[Hashable]) -> None:
         keep = set(streams)
@@ -156,6 +166,7 @@ class _Streams:
         for name in (self.latest, self.restored, self.seen_at, self.caught, self.held):
             for stream in [s for s in name if s not in keep]:
                 del name[stream]
+        self._stale = True
         for stream in keep:
             self.seen_at.setdefault(stream, now)  # unread yet: holds back until idle
 
@@ -287,11 +298,10 @@ class EventTimeClock(_TrackedClock):
         return self._streams.lateness_safe()
 
     def lower_bound(self, wall_now: datetime, stream: Hashable = None) -> datetime | None:
-        # after a restart the bound comes back with the records read again from the
-        # partition's committed offset: those held for order before it may be far behind
-        # the kept watermark (a backlog holds events back however far it lags)
-        latest = self._streams.latest.get(stream)
-        return None if latest is None else latest - self._lateness
+        # a restored stream: its kept latest event time counts as read (the caller keeps
+        # it as of the first record it read again that was not taken before)
+        position = self._streams.position(stream)
+        return None if position is None else position - self._lateness
 
     def behind(self, wall_now: datetime) -> timedelta:
         """Never: on event time, "now" is the watermark itself."""

@@ -1,19 +1,19 @@
 """A seeded customer population with realistic behaviour, known churn and noisy delivery.
 
 :func:`simulate` builds the input records (``Purchase``, ``Engagement``, ``SupportEvent``,
-``ProfileChange``) of a whole customer base over a period, delivers them the way a real
-feed does (some twice, some late, a few broken) and says which customers really churned.
-It feeds the backtest (``churnwatch backtest``), load tests and demos; ``churnwatch
-simulate`` writes it to JSON Lines or to the input topics. The population is not tuned to
-any detector: personas, rhythms, quiet spells and churn dates are drawn from broad,
-documented distributions. docs/simulator.md describes it in full.
+``ProfileChange``, ``BillingEvent``) of a whole customer base over a period, delivers them
+the way a real feed does (some twice, some late, a few broken) and says which customers
+really churned. It feeds the backtest (``churnwatch backtest``), load tests and demos;
+``churnwatch simulate`` writes it to JSON Lines or to the input topics. The population is
+not tuned to any detector: personas, rhythms, quiet spells and churn dates are drawn from
+broad, documented distributions. docs/simulator.md describes it in full.
 
 The package has one module per job: :mod:`.model` (personas, delivery kinds, record
 fields, the public types), :mod:`.customer` (one customer's state and plan), its
-behaviour (:mod:`.profile`, :mod:`.purchases`, :mod:`.engagement`, :mod:`.support`),
-:mod:`.history` (one customer's records and truth), :mod:`.noise` (noisy delivery),
-:mod:`.population` (:func:`simulate`), :mod:`.writers` (JSON Lines and the truth CSV),
-:mod:`.produce` (to Kafka) and :mod:`.summary` (the printed tables).
+behaviour (:mod:`.profile`, :mod:`.purchases`, :mod:`.engagement`, :mod:`.support`,
+:mod:`.billing`), :mod:`.history` (one customer's records and truth), :mod:`.noise` (noisy
+delivery), :mod:`.population` (:func:`simulate`), :mod:`.writers` (JSON Lines and the
+truth CSV), :mod:`.produce` (to Kafka) and :mod:`.summary` (the printed tables).
 
 Segments and personas
 ---------------------
@@ -23,7 +23,7 @@ Each customer follows one persona, drawn with these shares within its segment:
 ===================  =====  =====  =======  ===============================================
 persona              b2c    b2b    overall  behaviour
 ===================  =====  =====  =======  ===============================================
-steady               38%    52%    42.2%    own purchase rhythm and engagement, mild drift,
+steady               38%    46%    40.4%    own purchase rhythm and engagement, mild drift,
                                             0-2 holidays of 1-3 weeks; never churns
 champion             7%     7%     7%       frequent, high spend, promoter, refers others,
                                             takes more products; never churns
@@ -43,7 +43,16 @@ recovering           7%     7%     7%       declines for 2-5 weeks, stays low 1-
 complaining          6%     5%     5.7%     tickets pile up, negative sentiment, low CSAT,
                                             detractor NPS for 3-12 weeks while activity
                                             fades, then leaves
+involuntary (b2b)    -      3%     0.9%     uses the product as usual, but a renewal's
+                                            payment fails, 2-4 retries fail too and the
+                                            subscription is cancelled 10-41 days later
+downgrading (b2b)    -      3%     0.9%     downgrades its plan, then its team uses the
+                                            product less; 40% leave 6-26 weeks later
 ===================  =====  =====  =======  ===============================================
+
+B2B subscribers (the customers with an MRR) also send billing events: monthly renewals,
+now and then a failed payment that a retry recovers, a downgrade with each plan downgrade
+and a cancellation when they leave.
 
 The departure day of a leaving persona is drawn uniformly from its earliest possible day
 to 90 days after the horizon, so departures are spread over the period and some fall after

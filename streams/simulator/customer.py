@@ -1,13 +1,14 @@
 """One simulated customer's state and plan: when it appears, whether and when it leaves,
 how active it is and how it feels from day to day, and its time helpers. Times are days
 since ``origin`` (midnight of the start day). The behaviour modules (profile, purchases,
-engagement, support) are functions of the customer, named ``c`` there, that add its
-events; :mod:`.history` turns them into records."""
+engagement, support, billing) are functions of the customer, named ``c`` there, that add
+its events; :mod:`.history` turns them into records."""
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from streams.simulator.model import (
     COMPLAINING,
     DAY_S,
     DECLINING,
+    DOWNGRADING,
+    INVOLUNTARY,
     NEWCOMER,
     ONBOARDING_FAILURE,
     ONE_TIME,
@@ -89,6 +92,10 @@ class Customer:
         self.failed = False
         self.dip: tuple[float, float, float, float] | None = None
         self.dip_low = 1.0
+        #: a downgrader's usage falling to a lower level: (from, to, level)
+        self.shrink: tuple[float, float, float] | None = None
+        #: times of the plan downgrades (ProfileChange), for the billing events
+        self.downgrades: list[float] = []
         self.bursts: list[tuple[float, float]] = []
         self.holidays: list[tuple[float, float]] = []
         self.tickets = 0
@@ -140,6 +147,15 @@ class Customer:
             self.sour = persona == COMPLAINING or rng.random() < 0.35
         elif persona == SUDDEN:
             self.leave = between(rng, self.t0 + 30.0, end + 90.0)
+        elif persona == INVOLUNTARY:
+            # uses the product as usual until the subscription ends after failed payments
+            self.leave = between(rng, self.t0 + 45.0, end + 90.0)
+        elif persona == DOWNGRADING:
+            start = between(rng, self.t0 + 28.0, end - 7.0)  # the downgrade
+            self.shrink = (start, start + rng.uniform(14.0, 42.0), rng.uniform(0.4, 0.75))
+            self.decline_from = start
+            if rng.random() < 0.4:  # gives up later (perhaps after the period)
+                self.leave = self.shrink[1] + rng.uniform(42.0, 180.0)
         elif persona == RECOVERING:
             start = between(rng, self.t0 + 21.0, end - 50.0)
             down = rng.uniform(14.0, 35.0)
@@ -215,6 +231,16 @@ class Customer:
             return 1.0
         if t >= self.leave:
             return 0.0
+        if self.shrink is not None:
+            start, low_from, low = self.shrink
+            if t < start:
+                return 1.0
+            if t < low_from:
+                return 1.0 - (1.0 - low) * (t - start) / (low_from - start)
+            if self.leave == math.inf:
+                return low
+            x = (t - low_from) / (self.leave - low_from)
+            return float(low * (1.0 - 0.92 * x) ** 1.4)
         x = (t - self.decline_from) / (self.leave - self.decline_from)
         return float((1.0 - 0.92 * x) ** 1.4)
 
@@ -258,6 +284,19 @@ class Customer:
             need -= m * (stop - t)
             t = stop
         return None
+
+    def bill_days(self) -> Iterator[tuple[int, int, float]]:
+        """The subscription's billing days (midnight, as days since the origin) with their
+        year and month: the signup day of every month (the 28th at most), from the month
+        the customer appears in, without end."""
+        bill_day = min(self.signup_day, 28)
+        first = self.date_of(self.t0)
+        year, month = first.year, first.month
+        while True:
+            yield year, month, self.day_of(date(year, month, bill_day))
+            month += 1
+            if month > 12:
+                year, month = year + 1, 1
 
     @property
     def stop(self) -> float:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from streams.scenario import Record
+from streams.simulator.billing import billing
 from streams.simulator.customer import Customer
 from streams.simulator.engagement import engagement
 from streams.simulator.model import CURRENCY, DAY_S, SimulationConfig, TruthRow
@@ -23,12 +24,19 @@ def build(c: Customer) -> tuple[list[Record], TruthRow]:
     purchases(c)
     engagement(c)
     support(c)
+    billing(c)
     stop = c.stop
     events = sorted(e for e in c.events if c.t0 <= e[0] < stop)
     cid = c.cid
     origin = c.origin
-    counters = {"Purchase": 0, "Engagement": 0, "SupportEvent": 0, "ProfileChange": 0}
-    prefix = {"Purchase": "p", "Engagement": "e", "SupportEvent": "s", "ProfileChange": "pr"}
+    prefix = {
+        "Purchase": "p",
+        "Engagement": "e",
+        "SupportEvent": "s",
+        "ProfileChange": "pr",
+        "BillingEvent": "b",
+    }
+    counters = dict.fromkeys(prefix, 0)
     records: list[Record] = []
     for t, _, type_name, payload in events:
         n = counters[type_name] + 1
@@ -71,6 +79,21 @@ def build(c: Customer) -> tuple[list[Record], TruthRow]:
                 "nps": nps,
                 "sentiment": sentiment,
                 "category": category,
+            }
+        elif type_name == "BillingEvent":
+            kind, amount, renewal = payload
+            record = {
+                "event_id": event_id,
+                "customer_id": cid,
+                "occurred_at": occurred,
+                "kind": kind,
+                "amount_minor": amount,
+                "currency": CURRENCY if amount is not None else None,
+                "renewal_at": (
+                    origin + timedelta(seconds=int(renewal * DAY_S))
+                    if renewal is not None
+                    else None
+                ),
             }
         else:
             record = {

@@ -24,6 +24,8 @@ DECLINING = "declining"
 SUDDEN = "sudden"
 RECOVERING = "recovering"
 COMPLAINING = "complaining"
+INVOLUNTARY = "involuntary"
+DOWNGRADING = "downgrading"
 
 #: Every persona, in a fixed order.
 PERSONAS = (
@@ -36,8 +38,12 @@ PERSONAS = (
     SUDDEN,
     RECOVERING,
     COMPLAINING,
+    INVOLUNTARY,
+    DOWNGRADING,
 )
-#: Persona shares within each segment (each adds up to 1).
+#: Persona shares within each segment (each adds up to 1). The subscription personas
+#: (b2b only) come right after ``steady``, whose share they take, so that every other
+#: persona keeps the customers it had before they were added.
 B2C_MIX: tuple[tuple[str, float], ...] = (
     (STEADY, 0.38),
     (CHAMPION, 0.07),
@@ -50,7 +56,9 @@ B2C_MIX: tuple[tuple[str, float], ...] = (
     (COMPLAINING, 0.06),
 )
 B2B_MIX: tuple[tuple[str, float], ...] = (
-    (STEADY, 0.52),
+    (STEADY, 0.46),
+    (INVOLUNTARY, 0.03),
+    (DOWNGRADING, 0.03),
     (CHAMPION, 0.07),
     (NEWCOMER, 0.08),
     (DECLINING, 0.17),

@@ -84,7 +84,10 @@ def _invalid(
         ),
         "Engagement": ("negative_count", "future_time", "empty_customer_id"),
         "ProfileChange": ("signup_after_event", "future_time", "empty_customer_id"),
+        "BillingEvent": ("negative_amount", "renewal_too_far", "future_time", "empty_customer_id"),
     }[type_name]
+    if type_name == "BillingEvent" and record["amount_minor"] is None:
+        choices = choices[1:]  # a cancellation has no amount to make negative
     kind = rng.choice(choices)
     if kind == "negative_amount":
         out["amount_minor"] = -abs(int(record["amount_minor"]) or 100)
@@ -96,6 +99,8 @@ def _invalid(
         out["sentiment"] = rng.choice((-3.5, 1.5, 7.0))
     elif kind == "negative_count":
         out["count"] = -rng.randint(1, 50)
+    elif kind == "renewal_too_far":
+        out["renewal_at"] = record["occurred_at"] + timedelta(days=rng.randint(900, 3_000))
     elif kind == "signup_after_event":
         out["signup_at"] = record["occurred_at"] + timedelta(days=rng.randint(30, 400))
     elif kind == "future_time":

@@ -14,6 +14,7 @@ from streams.simulator.model import (
     CURRENCY,
     DAY_S,
     DECLINING,
+    DOWNGRADING,
     NEWCOMER,
     ONE_TIME,
     RECOVERING,
@@ -87,6 +88,8 @@ def profile(c: Customer) -> None:
     ):
         span = c.leave - c.decline_from
         changes.append((c.decline_from + span * rng.uniform(0.3, 0.8), "downgrade"))
+    if persona == DOWNGRADING:
+        changes.append((c.decline_from, "downgrade"))
     changes.sort()
     for t, what in changes:
         if not c.t0 < t < stop:
@@ -104,6 +107,7 @@ def profile(c: Customer) -> None:
         elif what == "referral":
             current.referrals += 1
         elif what == "downgrade":
+            c.downgrades.append(when)
             current.products = max(1, current.products - 1)
             if current.mrr_minor is not None:
                 current.mrr_minor = int(current.mrr_minor * rng.uniform(0.5, 0.8)) // 100 * 100

@@ -4,7 +4,6 @@ orders."""
 from __future__ import annotations
 
 import math
-from datetime import date
 
 from streams.simulator.customer import Customer
 from streams.simulator.draws import clamp, log_uniform
@@ -74,26 +73,13 @@ def _invoices(c: Customer) -> None:
     """Monthly invoices of the subscription, on the signup day of the month, until
     the customer cancels."""
     rng = c.rng
-    bill_day = min(c.signup_day, 28)
     first = c.date_of(c.t0)
-    year, month = first.year, first.month
-    while True:
-        due = c.day_of(date(year, month, bill_day)) + rng.uniform(2.0, 6.0) / 24.0
+    for year, month, day in c.bill_days():
+        due = day + rng.uniform(2.0, 6.0) / 24.0
         if due >= c.stop:
             return
-        if (
-            due <= c.t0
-            and c.persona == NEWCOMER
-            and (year, month)
-            == (
-                first.year,
-                first.month,
-            )
-        ):
+        if due <= c.t0 and c.persona == NEWCOMER and (year, month) == (first.year, first.month):
             due = c.t0 + rng.uniform(0.003, 0.05)  # the first month is paid at signup
         if due > c.t0:
             order = f"{c.cid}-inv-{year:04d}{month:02d}"
             c.add(due, "Purchase", (order, c.mrr_at(due), 1, "other"))
-        month += 1
-        if month > 12:
-            year, month = year + 1, 1

@@ -15,6 +15,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 
+from streams import ingest as ingest_module
 from streams.agents import ingest as ingest_agent
 from streams.app import create_app
 from streams.domain.clock import EventTimeClock
@@ -289,16 +290,22 @@ async def test_a_rebalance_or_a_stop_does_not_wait_for_held_records_to_be_acked(
     assert not held.applied and not waiting.applied and other.applied
 
 
-async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
-        runtime, feed, monkeypatch):
+def engagement_backlog(runtime, monkeypatch) -> list[Any]:
+    """Partition 0 of purchases and of engagement assigned; the engagement one has unread
+    records (a backlog), so the purchases wait behind it."""
     from faust.types import TP
 
     inputs = [TP(runtime.settings.topic(t), 0) for t in (TOPIC_PURCHASES, TOPIC_ENGAGEMENT)]
     backlog = (inputs[1].topic, 0)
     monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
-    # the engagement partition has unread records: the purchases wait behind it
     monkeypatch.setattr(runtime.ingest, "note_positions",
                         lambda: runtime.clock.caught_up(backlog, False))
+    return inputs
+
+
+async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
+        runtime, feed, monkeypatch):
+    engagement_backlog(runtime, monkeypatch)
 
     def history():
         return [feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 0))] + [
@@ -311,6 +318,62 @@ async def test_held_records_read_again_after_a_rebalance_are_not_too_late(
     await feed.settle()
     assert sent(runtime, TOPIC_DEAD_LETTER) == []
     assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 5
+
+
+async def test_the_kept_watermark_of_a_partition_leaves_out_the_records_it_holds(
+        runtime, feed, monkeypatch):
+    inputs = engagement_backlog(runtime, monkeypatch)
+    monkeypatch.setattr(ingest_module, "KEEP_WATERMARK_EVERY_S", 0.0)  # every batch
+    key = f"{inputs[0].topic}/0".encode()
+
+    def kept() -> tuple[datetime, int] | None:  # (latest event time before, offset)
+        raw = runtime.watermarks.get(key)
+        if raw is None:
+            return None
+        ms, offset = raw.split()
+        return datetime.fromtimestamp(int(ms) / 1000, UTC), int(offset)
+
+    # a backlog delivers day 0 and holds everything after it: purchases of days 0 and 5
+    # are held, so nothing is kept (read again after a restart, they must all pass)
+    await feed.batch(feed.record(TOPIC_ENGAGEMENT, "Engagement", login(1, 0)),
+                     *(feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, 5.0 * n))
+                       for n in range(2)))
+    assert kept() is None
+    # the backlog moves on to day 9: day 5 and before go (the lateness is 3 days), day 10
+    # (offset 2) is held: kept are offset 2 and day 5, the latest before it
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(2, 10.0)),
+                     feed.record(TOPIC_ENGAGEMENT, "Engagement", login(2, 9)))
+    assert kept() == (T0 + timedelta(days=5), 2)
+    await feed.settle()
+    assert kept() == (T0 + timedelta(days=10), 3)
+
+
+async def test_after_a_restart_records_taken_before_are_not_judged_again(
+        runtime, feed, monkeypatch):
+    from faust.types import TP
+
+    inputs = [TP(runtime.settings.topic(TOPIC_PURCHASES), 0)]
+    monkeypatch.setattr(runtime.ingest, "assigned_inputs", lambda: inputs)
+    monkeypatch.setattr(runtime.ingest, "note_positions", lambda: None)  # no consumer
+    taken = [feed.record(TOPIC_PURCHASES, "Purchase", purchase(n, day))
+             for n, day in enumerate((0, 5, 10))]
+    await feed.batch(*taken)
+    await feed.settle()
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 3
+    # a restart: the clock knows nothing but the kept watermark (day 10, offset 3), and
+    # the records from the committed offset (here 0) are read again: not too late now
+    runtime.ingest.stale = True
+    runtime.clock.assigned(())
+    runtime.watermarks_stale = True
+    await feed.batch(*(Record(Message(**{**r.message.__dict__, "refs": 1})) for r in taken))
+    assert sent(runtime, TOPIC_DEAD_LETTER) == []
+    # the next record is judged as it would have been without the restart: day 6 is more
+    # than the allowed lateness (3 days) behind day 10
+    await feed.batch(feed.record(TOPIC_PURCHASES, "Purchase", purchase(3, 6)))
+    await feed.settle()
+    letters = [runtime.codec.decode(r["value"])[1] for r in sent(runtime, TOPIC_DEAD_LETTER)]
+    assert [(r["event_id"], r["reason"]) for r in letters] == [("c1-3", "too_late")]
+    assert runtime.metrics.events_accepted.labels("purchases")._value.get() == 3
 
 
 async def test_bad_records_are_dead_lettered_and_the_agent_goes_on(runtime, feed):

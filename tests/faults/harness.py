@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ from streams.backtest import final_states, read_events, run_backtest
 from streams.codec import Codec, build_codec
 from streams.domain.clock import make_clock
 from streams.domain.events import Rejection
+from streams.families import REGISTRY
 from streams.intake import intake
 from streams.kafka_io import INPUT_TOPIC_OF, OutputReader, make_producer
 from streams.processes import (
@@ -392,7 +394,7 @@ class Run:
             ConfigResource.Type.TOPIC, self.settings.topic(INPUT_TOPIC_OF[t]),
             incremental_configs=[ConfigEntry("max.message.bytes", str(LARGE_MESSAGES),
                                              incremental_operation=AlterConfigOpType.SET)])
-            for t in ("Purchase", "Engagement", "SupportEvent", "ProfileChange")]
+            for t in INPUT_TOPIC_OF]
         for future in admin.incremental_alter_configs(resources).values():
             future.result(timeout=30)
 
@@ -414,9 +416,12 @@ class Run:
             worker.await_ready()
         return worker
 
-    def restart(self, worker: Worker, *, wait: bool = False) -> Worker:
-        """kill -9 ``worker`` and start it again on the same state directory and id."""
+    def restart(self, worker: Worker, *, wait: bool = False, empty: bool = False) -> Worker:
+        """kill -9 ``worker`` and start it again with the same id, on the same state
+        directory, or with ``empty`` on an empty one."""
         worker.kill9()
+        if empty:
+            shutil.rmtree(worker.settings.data_dir, ignore_errors=True)
         return self.start_worker(worker.name, wait=wait)
 
     def note_restarts(self, restarted: Sequence[Worker]) -> None:
@@ -606,7 +611,9 @@ def cpu_load(processes: int | None = None) -> Iterator[None]:
 def kill9_midstream(bootstrap: str, workdir: Path, population: Population = Population(),
                     kills: int = 3) -> Row:
     """kill -9 the worker at seeded points while the producer goes on; each time it is
-    started again at once on the same state directory, with the same worker id."""
+    started again at once with the same worker id, on the same state directory but the
+    last time, when it starts on an empty one (its state comes back from the
+    changelogs)."""
     feed = simulated_feed(population)
     parts = slices(feed)
     rng = random.Random(f"kill9:{population.seed}")
@@ -617,11 +624,13 @@ def kill9_midstream(bootstrap: str, workdir: Path, population: Population = Popu
         ref = reference_of(items_of(feed), run.settings, run.workdir / "events.jsonl")
         workers = [run.start_worker()]
 
-        def kill() -> None:
-            workers[-1].await_ready()  # killed once back at work, not while starting
-            workers.append(run.restart(workers[-1]))
+        def kill(empty: bool) -> Callable[[], None]:
+            def hook() -> None:
+                workers[-1].await_ready()  # killed once back at work, not while starting
+                workers.append(run.restart(workers[-1], empty=empty))
+            return hook
 
-        run.feed(parts, at=dict.fromkeys(points, kill))
+        run.feed(parts, at={at: kill(n == kills - 1) for n, at in enumerate(points)})
         workers[-1].await_ready()
         run.note_restarts(workers[1:])
         return run.outcome(ref)
@@ -714,8 +723,8 @@ def poison_items(feed: Feed, codec: Codec, settings: Settings, count: int,
             whole = codec.encode(type_name, record)
             payload = whole[:rng.randint(1, len(whole) - 1)]
         elif kind == "wrong_schema":
-            target = rng.choice([t for t in ("Purchase", "Engagement", "SupportEvent",
-                                             "ProfileChange") if t != type_name])
+            target = rng.choice([f.record_type for f in REGISTRY
+                                 if f.record_type != type_name])
             payload = codec.encode(type_name, dict(record, event_id=f"poison-{n}"))
         elif kind == "absurd_value":
             payload = codec.encode(*absurd(type_name, dict(record, event_id=f"poison-{n}"),
@@ -736,6 +745,8 @@ def absurd(type_name: str, record: dict[str, Any], rng: random.Random) -> tuple[
         record["count"] = rng.choice((-5, 10**9))
     elif type_name == "SupportEvent":
         record.update(kind="nps_response", ticket_id=None, csat=None, nps=99)
+    elif type_name == "BillingEvent":
+        record["renewal_at"] = record["occurred_at"] + timedelta(days=rng.choice((900, 10**5)))
     else:
         record["signup_at"] = record["occurred_at"] + timedelta(days=400)
     return type_name, record

@@ -22,6 +22,7 @@ from streams.topics import (
     ensure_topics,
     physical_topics,
 )
+from tests.integration.workers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,11 @@ def partition_counts(admin: AdminClient, prefix: str) -> dict[str, int]:
 def create_topic(admin: AdminClient, name: str, partitions: int) -> None:
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     futures[name].result(timeout=30)
+    # created is not yet visible everywhere: wait until the metadata shows its partitions
+    # (else the code under test may take it for missing on a loaded machine)
+    wait_for(lambda: len(getattr(admin.list_topics(name, timeout=10).topics.get(name),
+                                 "partitions", {})) == partitions,
+             timeout=30, what=f"topic {name} in the metadata")
 
 
 def test_creates_every_topic_with_the_configured_partitions_once(

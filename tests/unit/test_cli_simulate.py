@@ -155,6 +155,7 @@ def test_produce_items_sends_records_and_raw_malformed_payloads_in_order():
         "Engagement": "t-customer.engagement",
         "SupportEvent": "t-customer.support",
         "ProfileChange": "t-customer.profile",
+        "BillingEvent": "t-customer.billing",
     }
     for item, (topic, key, value) in zip(sim.items, producer.sent, strict=True):
         if isinstance(item, Malformed):

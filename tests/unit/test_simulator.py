@@ -36,7 +36,8 @@ from streams.simulator import (
 )
 
 DAY = timedelta(days=1)
-LEAVING = {"one_time", "newcomer", "declining", "sudden", "complaining"}
+LEAVING = {"one_time", "newcomer", "declining", "sudden", "complaining", "involuntary",
+           "downgrading"}
 STAYING = {"steady", "champion", "seasonal", "recovering"}
 
 
