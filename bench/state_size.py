@@ -1,4 +1,4 @@
-"""Serialized per-customer state after a year of daily history, against the 2 KB budget.
+"""Stored per-customer state after a year of daily history, against the 1 KB budget.
 
 Run: .venv/bin/python bench/state_size.py
 Feeds one busy customer a purchase, two engagement events and a support contact every
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from streams.replay import LocalPipeline
 from streams.settings import Settings
 
-BUDGET = 2048
+BUDGET = 1024
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.domain.features import loads
 from streams.domain.health import CustomerHealth, score_at, segment_of
 from streams.domain.scoring import ScoringConfig
+from streams.domain.stored import loads
 
 #: Band names a list may be asked for.
 BANDS = ("healthy", "watch", "at_risk")

@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any, Final
 
 from streams.domain.buckets import to_ms
-from streams.domain.features import ProfileState, dumps, finite, loads
+from streams.domain.features import ProfileState, finite
 from streams.domain.health import CustomerHealth, Output, evaluate
 from streams.domain.scoring import ScoringConfig
+from streams.domain.stored import dumps, loads
 from streams.families import BY_RECORD_TYPE, REGISTRY, Family, FamilyEvent, FeatureState
 from streams.settings import Settings
 

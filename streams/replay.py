@@ -22,9 +22,9 @@ from streams.domain.events import (
     Rejection,
     check_event_time,
 )
-from streams.domain.features import dumps
 from streams.domain.health import CustomerHealth, Output
 from streams.domain.scoring import ScoringConfig, load_config
+from streams.domain.stored import dumps
 from streams.families import FeatureState, parse_event
 from streams.pipeline import (
     FAMILIES,

@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 
-from streams.domain.features import loads
+from streams.domain.stored import loads
 from streams.pipeline import HEALTH_TABLE
 from streams.runtime import Runtime
 from streams.settings import TOPIC_TICKS

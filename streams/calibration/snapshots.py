@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from streams.domain.buckets import DAY_MS, to_ms
-from streams.domain.features import ProfileState, finite, loads
+from streams.domain.features import ProfileState, finite
 from streams.domain.health import CustomerHealth, Output, segment_of, tenure_days
 from streams.domain.scoring import Score, ScoringConfig, compute_score
+from streams.domain.stored import loads
 from streams.replay import LocalPipeline
 
 #: Records that make a customer count as active (``[retention]`` of the scoring config).

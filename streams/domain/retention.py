@@ -20,10 +20,10 @@ from streams.domain.features import (
     ProfileState,
     PurchaseState,
     SupportState,
-    loads,
 )
 from streams.domain.health import CustomerHealth
 from streams.domain.scoring import BANDS, ActivityRules, Btyd
+from streams.domain.stored import loads
 from streams.domain.value import CURRENCY_SIGNAL, currency_of, value_at_stake
 
 Activity = Literal["new", "active", "inactive", "churned", "unknown"]

@@ -35,7 +35,7 @@ from streams.domain.events import (
     text_field,
     time_field,
 )
-from streams.domain.features import RecentIds
+from streams.domain.recent_ids import RecentIds
 from streams.families.base import Family
 
 KINDS = ("payment_failed", "payment_recovered", "subscription_renewed",

@@ -19,7 +19,8 @@ from streams.domain.events import (
     int_field,
     text_field,
 )
-from streams.domain.features import EngagementState, RecentIds
+from streams.domain.features import EngagementState
+from streams.domain.recent_ids import RecentIds
 from streams.families.base import Family
 
 

@@ -23,7 +23,8 @@ from streams.domain.events import (
     text_field,
     time_field,
 )
-from streams.domain.features import ProfileState, RecentIds
+from streams.domain.features import ProfileState
+from streams.domain.recent_ids import RecentIds
 from streams.families.base import Family
 
 

@@ -20,7 +20,8 @@ from streams.domain.events import (
     int_field,
     text_field,
 )
-from streams.domain.features import PurchaseState, RecentIds
+from streams.domain.features import PurchaseState
+from streams.domain.recent_ids import RecentIds
 from streams.families.base import Family
 
 

@@ -19,7 +19,8 @@ from streams.domain.events import (
     int_field,
     text_field,
 )
-from streams.domain.features import RecentIds, SupportState
+from streams.domain.features import SupportState
+from streams.domain.recent_ids import RecentIds
 from streams.families.base import Family
 
 

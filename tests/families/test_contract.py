@@ -11,7 +11,7 @@ import pytest
 from streams.codec import build_codec
 from streams.domain.clock import WallClock
 from streams.domain.events import InvalidEvent, Rejection
-from streams.domain.features import dumps, loads
+from streams.domain.stored import dumps, loads
 from streams.families import REGISTRY, Family, parse_event
 from streams.intake import intake
 from streams.pipeline import id_window

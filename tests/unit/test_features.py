@@ -7,17 +7,15 @@ from hypothesis import strategies as st
 from streams.domain.buckets import DAY_MS, WeekBuckets
 from streams.domain.events import Consent, Engagement, ProfileChange, Purchase, SupportEvent
 from streams.domain.features import (
-    MAX_IDS,
     EngagementState,
     ProfileState,
     PurchaseState,
-    RecentIds,
     SupportState,
     _gap_stats,
-    dumps,
-    loads,
 )
+from streams.domain.recent_ids import MAX_IDS, RecentIds
 from streams.domain.scoring import load_config
+from streams.domain.stored import dumps, loads
 from streams.families.purchases import FAMILY as PURCHASES
 from streams.pipeline import HEALTH_TABLE, TABLES, CustomerStates, id_window, step_event
 from streams.settings import Settings

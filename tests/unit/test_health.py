@@ -2,9 +2,11 @@ from datetime import UTC, datetime
 
 from streams.domain.buckets import DAY_MS
 from streams.domain.events import Consent
-from streams.domain.features import ProfileState, RecentIds, dumps, loads
+from streams.domain.features import ProfileState
 from streams.domain.health import CustomerHealth, evaluate
+from streams.domain.recent_ids import RecentIds
 from streams.domain.scoring import load_config
+from streams.domain.stored import dumps, loads
 
 CONFIG = load_config()
 DAY0 = 20_000  # days since epoch

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from streams.domain.features import dumps, loads
 from streams.domain.health import CustomerHealth
+from streams.domain.stored import dumps, loads
 from streams.replay import LocalPipeline
 from streams.settings import Settings
 
