@@ -8,10 +8,12 @@ customers and the at-risk episodes, not with the evaluations.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -191,6 +193,35 @@ def run_backtest(
     in event-time order. ``keep_outputs`` also keeps every output, in event-time order, in
     ``result.outputs``: memory then grows with every evaluation.
     """
+    with collector_paused():
+        return _replay(records, settings, truth=truth, until=until, ticks_until=ticks_until,
+                       horizon=horizon, progress=progress, keep_outputs=keep_outputs)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a replay, and one collection after it.
+
+    A replay allocates millions of short-lived objects and keeps every customer's state;
+    the collector's passes over that growing heap took about a tenth of a replay's time.
+    The replay's objects are freed by their reference counts: none of them needs the
+    collector before the replay ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+            gc.collect()
+
+
+def _replay(
+    records: Iterable[InputRecord], settings: Settings, *, truth: Mapping[str, Truth] | None,
+    until: datetime | None, ticks_until: datetime | None, horizon: timedelta,
+    progress: Callable[[int], None] | None, keep_outputs: bool,
+) -> BacktestResult:
     pipeline = LocalPipeline(settings)
     fold = _OutputFold(truth, horizon, keep_outputs=keep_outputs)
     add = fold.add
