@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     batch_wait_s: float = Field(
         0.02, gt=0, description="Seconds the ingest agent waits to fill a batch."
     )
+    produce_linger_ms: int = Field(
+        10, ge=0, le=1000, description="Milliseconds the worker's producer waits to fill a "
+        "request with output and changelog records before it sends it."
+    )
     state_cache: int = Field(
         100_000, ge=0, description="Customers whose state objects a worker keeps in memory "
         "between batches."
