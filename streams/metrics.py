@@ -10,8 +10,8 @@ from prometheus_client.registry import Collector
 
 from streams.domain.retention import Snapshot
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0,
-                   10.0, 30.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0,
+                   2.5, 5.0, 10.0, 30.0)
 #: event time -> processed: seconds up to a week (a replay of old events lands in +Inf)
 EVENT_AGE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
                      86400.0, 604800.0)
