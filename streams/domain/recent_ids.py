@@ -42,6 +42,8 @@ def unpack(text: str) -> list[int]:
 #: forgets its oldest seconds (see :class:`RecentIds`).
 MAX_IDS: Final = 128
 _HASH: Final = struct.Struct("<Q")
+#: Marks the ids' text as base64 (not in the base85 alphabet of earlier values).
+B64_MARK: Final = "/"
 
 
 @dataclass(slots=True, init=False)
@@ -117,15 +119,17 @@ class RecentIds:
         self.seconds = {k: v for k, v in self.seconds.items() if v > floor}
 
     def to_json(self) -> list[Any]:
-        """``[latest second, base85 of (seconds before the latest as a varint, 8-byte
-        hash) per id]``, then the floor if any; ``[]`` when nothing was seen."""
+        """``[latest second, "/" + base64 of (seconds before the latest as a varint,
+        8-byte hash) per id]``, then the floor if any; ``[]`` when nothing was seen.
+        (Base64, which the C library encodes; earlier values used base85, which has no
+        "/" and still reads.)"""
         if self.latest is None:
             return []
         out = bytearray()
         for h, second in sorted(self.seconds.items(), key=lambda item: (-item[1], item[0])):
             _put_varint(out, self.latest - second)
             out += _HASH.pack(h)
-        data: list[Any] = [self.latest, base64.b85encode(bytes(out)).decode()]
+        data: list[Any] = [self.latest, B64_MARK + base64.b64encode(bytes(out)).decode()]
         if self.floor is not None:
             data.append(self.floor)
         return data
@@ -137,7 +141,9 @@ class RecentIds:
         if isinstance(data, str) or not data:
             return cls(window_ms)
         latest = int(data[0])
-        raw = base64.b85decode(data[1])
+        text: str = data[1]
+        raw = (base64.b64decode(text[1:]) if text.startswith(B64_MARK)
+               else base64.b85decode(text))
         seconds: dict[int, int] = {}
         pos = 0
         while pos < len(raw):

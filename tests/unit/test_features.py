@@ -1,3 +1,4 @@
+import base64
 import statistics
 from datetime import UTC, datetime, timedelta
 
@@ -231,6 +232,16 @@ def test_ids_round_trip_through_json_with_their_hours():
     again = RecentIds.from_json(WINDOW, loads(dumps({"i": ids.to_json()}))["i"])
     assert again == ids and again.floor is not None
     assert RecentIds.from_json(WINDOW, []) == RecentIds(WINDOW)
+
+
+def test_ids_written_in_base85_before_still_read():
+    ids = RecentIds(WINDOW)
+    for n in range(20):
+        ids.seen(f"e{n}", T0 + timedelta(seconds=3600 * n))
+    latest, text = ids.to_json()
+    assert text.startswith("/")
+    former = [latest, base64.b85encode(base64.b64decode(text[1:])).decode()]
+    assert RecentIds.from_json(WINDOW, former) == ids
 
 
 def test_the_former_id_memory_is_read_as_empty():
