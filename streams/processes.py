@@ -176,6 +176,9 @@ def run_worker_group(settings: Settings, processes: int) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for child in children:  # all at once: their shutdowns overlap
+            if child.poll() is None:
+                child.terminate()
         statuses = [stop_process(child, 60) for child in children]
     if stopping:
         return 0
