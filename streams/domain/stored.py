@@ -32,7 +32,8 @@ DICTIONARY_1: Final = (
     b'"pf":{"t":17,"s":"b2c","u":17,"p":null,"m":0,"c":0,"n":1,"r":0,"k":1},"v":1}'
 )
 #: Raw deflate (no header, no checksum: the table's own record framing carries the
-#: value) with a 4 KiB window, which holds the dictionary and any state's JSON.
+#: value) with a 4 KiB window, which holds the dictionary and a state's JSON (a longer
+#: one still round-trips, matching only within the window).
 _WBITS: Final = -12
 _LEVEL: Final = 6
 _MEM_LEVEL: Final = 4
@@ -40,7 +41,11 @@ _MEM_LEVEL: Final = 4
 
 def dumps(data: dict[str, Any]) -> bytes:
     """A state's JSON object as a table value."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    return deflate(json.dumps(data, separators=(",", ":"), allow_nan=False).encode())
+
+
+def deflate(text: bytes) -> bytes:
+    """``text`` (a state's JSON) as a table value of format :data:`DEFLATE_1`."""
     packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WBITS, _MEM_LEVEL,
                               zlib.Z_DEFAULT_STRATEGY, DICTIONARY_1)
     return bytes((DEFLATE_1,)) + packer.compress(text) + packer.flush()
